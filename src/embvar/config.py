@@ -1,0 +1,369 @@
+"""Study files: parse, validate, and expand into a plan of RunSpecs.
+
+A study file is TOML::
+
+    name = "movielens"
+    root_seed = 0
+
+    [data]                       # what to train on
+    source = "movielens"         # or a path to a ratings/interactions file
+    test_fraction = 0.2
+
+    [model]                      # the built-in matrix factorization
+    dim = 32
+    initializer = "uniform"
+
+    [training]
+    optimizer = "adam"
+    learning_rate = 0.001
+    epochs = 10
+
+    [[design]]                   # one block of the plan: a cross product
+    name = "seeds"
+    factors = { init = [0, 1, 2, 3, 4], order = [0, 1, 2, 3, 4] }
+
+    [quick]                      # what --quick changes (same keys)
+    training = { epochs = 3 }
+
+Each ``[[design]]`` is the cross product of its factors, repeated
+``replicates`` times (replicate ``r`` sets every seed source the design
+does not list to level ``r``). The plan is the union of all designs; a run
+that two designs share is trained once, because a run's identity is the
+hash of its resolved settings and seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from embvar.errors import ConfigError
+from embvar.seeds import SOURCES, source_seeds
+
+__all__ = [
+    "DataSpec",
+    "ModelSpec",
+    "TrainingSpec",
+    "Design",
+    "Study",
+    "RunSpec",
+    "load_study",
+    "parse_study",
+    "plan_runs",
+    "FACTOR_SECTIONS",
+    "builtin_study_path",
+    "MAX_RUNS",
+]
+
+# The most runs one study may plan (a guard against a typo exploding a
+# cross product); raise it in code if you really need more.
+MAX_RUNS = 10_000
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+Initializer = Literal["uniform", "glorot_uniform", "normal", "pretrained"]
+
+
+class DataSpec(BaseModel):
+    """Which interactions to train on and how to split them."""
+
+    model_config = _STRICT
+
+    source: str = "movielens"
+    test_fraction: float = Field(0.2, gt=0.0, le=0.9)
+    fraction: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class ModelSpec(BaseModel):
+    """The built-in matrix factorization, or a user's builder."""
+
+    model_config = _STRICT
+
+    kind: str = "factorization"
+    dim: int = Field(32, ge=1, le=4096)
+    initializer: Initializer = "uniform"
+    init_stddev: float = Field(0.05, gt=0.0, le=10.0)
+    pretrained: str | None = None
+    use_bias: bool = True
+    l2: float = Field(0.0, ge=0.0, le=10.0)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v != "factorization" and ":" not in v:
+            raise ValueError(
+                "must be 'factorization' or a builder 'package.module:function'"
+            )
+        return v
+
+
+class TrainingSpec(BaseModel):
+    """Optimizer and schedule of one run."""
+
+    model_config = _STRICT
+
+    optimizer: Optimizer = "adam"
+    learning_rate: float = Field(0.001, gt=0.0, le=100.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
+    batch_size: int = Field(1024, ge=1, le=1_000_000)
+    epochs: int = Field(10, ge=1, le=1000)
+
+
+# Where each hyperparameter a design may vary lives.
+FACTOR_SECTIONS: dict[str, str] = {
+    **{name: "data" for name in DataSpec.model_fields if name != "source"},
+    **{name: "model" for name in ModelSpec.model_fields if name != "kind"},
+    **{name: "training" for name in TrainingSpec.model_fields},
+}
+_SEED_FACTORS = (*SOURCES, "perturb")
+
+
+class Design(BaseModel):
+    """One block of a study's plan: the cross product of its factors."""
+
+    model_config = _STRICT
+
+    name: str = Field("main", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    replicates: int = Field(1, ge=1, le=1000)
+    factors: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("factors")
+    @classmethod
+    def _factors(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if key not in FACTOR_SECTIONS and key not in _SEED_FACTORS:
+                accepted = ", ".join([*_SEED_FACTORS, *FACTOR_SECTIONS])
+                raise ValueError(f"unknown factor {key!r}; accepted factors: {accepted}")
+            if not values:
+                raise ValueError(f"factor {key!r} must list at least one value")
+            if key in _SEED_FACTORS:
+                for level in values:
+                    if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+                        raise ValueError(
+                            f"seed factor {key!r} must list integers >= 0; got {level!r}"
+                        )
+            if len(set(map(repr, values))) != len(values):
+                raise ValueError(f"factor {key!r} lists a value twice: {values}")
+        return v
+
+
+class Quick(BaseModel):
+    """Overrides applied by ``--quick``: a smaller plan, same code path."""
+
+    model_config = _STRICT
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    design: list[Design] | None = None
+
+
+class Study(BaseModel):
+    """A validated study file."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    root_seed: int = Field(0, ge=0, le=2**63 - 1)
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    training: TrainingSpec = TrainingSpec()
+    design: list[Design] = Field(default_factory=lambda: [Design()], min_length=1)
+    quick: Quick | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v in (".", "..") or v.startswith("."):
+            raise ValueError("must not start with '.' (it names a folder)")
+        return v
+
+
+class RunSpec(BaseModel):
+    """Everything that determines one run; its hash is the run's identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    study: str
+    designs: tuple[str, ...]
+    data: DataSpec
+    model: ModelSpec
+    training: TrainingSpec
+    levels: dict[str, int]
+    seeds: dict[str, int]
+    perturb: int = 0
+    factors: dict[str, Any]
+
+    def identity(self) -> dict[str, Any]:
+        """The settings the run's id hashes: no names, no display values."""
+        return {
+            "data": self.data.model_dump(),
+            "model": self.model.model_dump(),
+            "training": self.training.model_dump(),
+            "seeds": self.seeds,
+            "perturb": self.perturb,
+        }
+
+    @property
+    def run_id(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def group_key(self) -> str:
+        """Hash of the hyperparameters only: runs that are seed replicates."""
+        ident = self.identity()
+        del ident["seeds"]
+        ident["split"] = self.seeds["split"]
+        blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The factor values that are not seeds, for labels and grouping."""
+        return {k: v for k, v in self.factors.items() if k not in _SEED_FACTORS}
+
+
+def builtin_study_path(name: str) -> Path | None:
+    """Return the path of a study shipped with embvar, or None."""
+    path = Path(__file__).parent / "studies" / f"{name}.toml"
+    return path if path.is_file() else None
+
+
+def load_study(source: str | Path, *, quick: bool = False) -> Study:
+    """Return the validated study named ``source`` (built-in) or at a path.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key, what it must be, and the value received.
+    """
+    text_source = str(source)
+    path = builtin_study_path(text_source) if "/" not in text_source and not text_source.endswith(".toml") else None
+    if path is None:
+        path = Path(source)
+        if not path.is_file():
+            shipped = sorted(p.stem for p in (Path(__file__).parent / "studies").glob("*.toml"))
+            raise ConfigError(
+                f"study {text_source!r} is neither a built-in study ({', '.join(shipped)}) "
+                "nor an existing .toml file."
+            )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the study file: {exc}.") from exc
+    return parse_study(raw, origin=str(path), quick=quick)
+
+
+def parse_study(raw: dict[str, Any], *, origin: str = "study", quick: bool = False) -> Study:
+    """Validate a parsed study table; apply the ``[quick]`` overrides if asked."""
+    study = _validate(Study, raw, origin)
+    if quick and study.quick is not None:
+        merged = dict(raw)
+        for section in ("data", "model", "training"):
+            merged[section] = {**raw.get(section, {}), **getattr(study.quick, section)}
+        if study.quick.design is not None:
+            merged["design"] = raw["quick"]["design"]
+        merged.pop("quick", None)
+        study = _validate(Study, merged, origin + " [quick]")
+    plan_runs(study)  # rejects factor values that do not validate
+    return study
+
+
+def plan_runs(study: Study) -> list[RunSpec]:
+    """Expand the study's designs into RunSpecs, unique by run id, in order."""
+    specs: dict[str, RunSpec] = {}
+    for design in study.design:
+        keys = list(design.factors)
+        for replicate in range(design.replicates):
+            for values in itertools.product(*(design.factors[k] for k in keys)):
+                spec = _make_spec(study, design, dict(zip(keys, values)), replicate)
+                if spec.run_id in specs:
+                    old = specs[spec.run_id]
+                    if design.name not in old.designs:
+                        specs[spec.run_id] = old.model_copy(
+                            update={"designs": (*old.designs, design.name)}
+                        )
+                else:
+                    specs[spec.run_id] = spec
+                if len(specs) > MAX_RUNS:
+                    raise ConfigError(
+                        f"study {study.name!r} plans more than {MAX_RUNS} runs; "
+                        "reduce its factors or replicates."
+                    )
+    return list(specs.values())
+
+
+def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: int) -> RunSpec:
+    sections: dict[str, dict[str, Any]] = {
+        "data": study.data.model_dump(),
+        "model": study.model.model_dump(),
+        "training": study.training.model_dump(),
+    }
+    levels = {s: 0 for s in SOURCES}
+    for s in SOURCES:
+        if s not in values and s != "split":
+            levels[s] = replicate
+    perturb = 0
+    for key, value in values.items():
+        if key in SOURCES:
+            levels[key] = value
+        elif key == "perturb":
+            perturb = value
+        else:
+            sections[FACTOR_SECTIONS[key]][key] = value
+    where = f"design {design.name!r}"
+    data = _validate(DataSpec, sections["data"], where)
+    model = _validate(ModelSpec, sections["model"], where)
+    training = _validate(TrainingSpec, sections["training"], where)
+    if model.initializer == "pretrained" and not model.pretrained:
+        raise ConfigError(
+            f"{where}: model.pretrained must name a .npy/.npz file or 'STORE_DIR:RUN_ID' "
+            "when initializer = 'pretrained'; got model.pretrained=None."
+        )
+    factors = dict(values)
+    if design.replicates > 1:
+        factors["replicate"] = replicate
+    return RunSpec(
+        study=study.name, designs=(design.name,), data=data, model=model,
+        training=training, levels=levels,
+        seeds=source_seeds(study.root_seed, levels), perturb=perturb,
+        factors=factors,
+    )
+
+
+def _validate(cls: type[BaseModel], raw: Any, origin: str) -> Any:
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, cls, origin)) from None
+
+
+def _one_line(exc: ValidationError, cls: type[BaseModel], origin: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or cls.__name__
+    if err["type"] == "extra_forbidden":
+        parent = err["loc"][:-1]
+        section = ".".join(str(p) for p in parent) or "the top level"
+        return f"{origin}: unknown key {err['loc'][-1]!r} in {section}; check the spelling."
+    if err["type"] == "missing":
+        return f"{origin}: key {loc!r} is required."
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    msg = msg.replace("Input should be", "must be")
+    given = err.get("input")
+    return f"{origin}: {loc} {_lower_first(msg)}; got {loc}={given!r}."
+
+
+def _lower_first(s: str) -> str:
+    return s[:1].lower() + s[1:]
