@@ -82,3 +82,50 @@ def prepare_data(spec: DataSpec, split_seed: int) -> PreparedData:
     split = split_interactions(interactions, spec.test_fraction, split_seed)
     split = subsample_train(split, spec.fraction, split_seed)
     return PreparedData(interactions, split, data_key(spec, split_seed))
+
+
+def save_prepared(data: PreparedData, folder) -> None:
+    """Write the id mappings, the split and the labels a study's runs saw.
+
+    If ``folder`` already holds them, check instead that they are identical
+    (a changed data file under a finished study is an error, not a silent
+    mix of two data sets).
+    """
+    from pathlib import Path
+
+    from embvar.errors import DataError
+    from embvar.store import load_array, save_array
+
+    folder = Path(folder)
+    meta_path = folder / "meta.json"
+    inter = data.interactions
+    meta = {
+        "key": data.key,
+        "fingerprint": inter.fingerprint(),
+        "name": inter.name,
+        "n_users": inter.n_users,
+        "n_items": inter.n_items,
+        "n_train": int(len(data.split.train)),
+        "n_test": int(len(data.split.test)),
+    }
+    if meta_path.is_file():
+        saved = json.loads(meta_path.read_text())
+        if saved["fingerprint"] != meta["fingerprint"] or not np.array_equal(
+            load_array(folder / "train.npy"), data.split.train
+        ):
+            raise DataError(
+                f"the data in {str(folder)!r} differs from what the study's earlier "
+                f"runs trained on ({saved['name']}); use a new study directory."
+            )
+        return
+    ids = {"user_ids": inter.user_ids, "item_ids": inter.item_ids}
+    for name, arr in ids.items():
+        arr = np.asarray(arr)
+        save_array(folder / f"{name}.npy", arr if arr.dtype != object else arr.astype(str))
+    save_array(folder / "train.npy", data.split.train)
+    save_array(folder / "test.npy", data.split.test)
+    labels = {k: v.tolist() for k, v in inter.item_labels.items()}
+    (folder / "labels.json").write_text(json.dumps(labels))
+    tmp = folder / ".tmp-meta.json"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(meta_path)
