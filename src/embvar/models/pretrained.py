@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from embvar.config import DataSpec
 from embvar.data.interactions import Interactions
+from embvar.data.prepared import data_key
 from embvar.errors import ConfigError, ShapeMismatchError
 from embvar.models.factorization import Pretrained
 from embvar.store import Store, load_array
@@ -83,9 +85,9 @@ def _from_store(root: Path, run_id: str, data: Interactions, dim: int) -> Pretra
                 "is not a finished run there; see `embvar runs DIR`."
             )
         tables = store.load_snapshot(run_id)
-        key = record.spec.get("data_key")
-    folder = root / "data" / key if key else None
-    if folder is None or not folder.is_dir():
+        key = data_key(DataSpec(**record.spec["data"]), record.spec["seeds"]["split"])
+    folder = root / "data" / key
+    if not folder.is_dir():
         raise ConfigError(f"{str(root)!r} lacks the id mapping of run {run_id!r}.")
     user = align_rows(tables["user_embedding"], load_array(folder / "user_ids.npy"), data.user_ids)
     item = align_rows(tables["item_embedding"], load_array(folder / "item_ids.npy"), data.item_ids)

@@ -1,0 +1,184 @@
+"""First analysis of a study: how much do seed replicates vary, per group?
+
+A *group* is the set of finished runs that share every hyperparameter and
+differ only in their seeds. For each group this module reports, at the
+three levels of variation:
+
+- function: test RMSE (mean, spread) and the overlap of each user's top-10
+  recommendations (items the user rated in training excluded);
+- geometry: the orthogonal Procrustes distance of the item tables (centred,
+  scale-normalised) and the overlap of each item's 10 nearest neighbours
+  (cosine);
+
+each averaged over every pair of runs in the group, with the pairs and the
+run ids behind every number.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from embvar.data.prepared import PreparedData
+from embvar.metrics.neighbors import knn_indices, neighbor_overlap
+from embvar.metrics.procrustes import procrustes_distance
+from embvar.store import RunRecord, Store
+
+__all__ = ["RunView", "load_run_views", "group_runs", "group_summary", "summarize"]
+
+SEED_KEYS = ("init", "order", "noise", "split", "perturb", "replicate")
+
+
+@dataclass
+class RunView:
+    """A finished run's final tables and the per-run products pairs reuse."""
+
+    record: RunRecord
+    tables: dict[str, np.ndarray]
+    test_rmse: float
+    knn: np.ndarray | None = None
+    top: np.ndarray | None = None
+
+
+def top_k_items(U, V, k, *, exclude=None, item_bias=None, block=1024):
+    """Return each user's top-k item rows by predicted score, seen items excluded."""
+    out = np.empty((U.shape[0], k), dtype=np.int64)
+    bias = None if item_bias is None else item_bias.reshape(-1)
+    for start in range(0, U.shape[0], block):
+        S = U[start:start + block] @ V.T
+        if bias is not None:
+            S += bias
+        if exclude is not None:
+            sub = exclude[start:start + block]
+            S[sub.nonzero()] = -np.inf
+        part = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(S, part, 1), axis=1, kind="stable")
+        out[start:start + block] = np.take_along_axis(part, order, 1)
+    return out
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    """Mean, standard deviation (ddof=1), min, max and count of ``values``."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return {"n": 0, "mean": None, "sd": None, "min": None, "max": None}
+    return {
+        "n": int(a.size),
+        "mean": float(a.mean()),
+        "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
+
+
+def seen_matrix(data: PreparedData) -> sp.csr_matrix:
+    """Return the users x items matrix of training interactions (1 = seen)."""
+    inter = data.interactions
+    ones = np.ones(len(data.split.train), dtype=np.float32)
+    return sp.csr_matrix((ones, (data.train_users, data.train_items)),
+                         shape=(inter.n_users, inter.n_items))
+
+
+def group_runs(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    """Return finished (``done``) runs by group key, groups in plan order."""
+    groups: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.status == "done":
+            groups.setdefault(r.group_key, []).append(r)
+    return groups
+
+
+def load_run_views(store: Store, records: list[RunRecord]) -> list[RunView]:
+    """Load each run's last snapshot and its final test RMSE."""
+    views = []
+    for r in records:
+        history = store.history(r.run_id)
+        views.append(RunView(r, store.load_snapshot(r.run_id), history[-1]["test_rmse"]))
+    return views
+
+
+def group_summary(views: list[RunView], data: PreparedData, *, k: int = 10,
+                  seen: sp.csr_matrix | None = None) -> dict[str, Any]:
+    """Return the group's figures, with every pair's values and run ids."""
+    seen = seen_matrix(data) if seen is None else seen
+    for v in views:
+        V = v.tables["item_embedding"]
+        if v.knn is None:
+            v.knn = knn_indices(V, k, metric="cosine")
+        if v.top is None:
+            v.top = top_k_items(v.tables["user_embedding"], V, k, exclude=seen,
+                                item_bias=v.tables.get("item_bias"))
+    pairs = []
+    for a, b in itertools.combinations(views, 2):
+        pairs.append({
+            "runs": [a.record.run_id, b.record.run_id],
+            "procrustes": procrustes_distance(a.tables["item_embedding"],
+                                              b.tables["item_embedding"]),
+            f"knn_overlap@{k}": float(neighbor_overlap(a.knn, b.knn).mean()),
+            f"topk_overlap@{k}": float(neighbor_overlap(a.top, b.top).mean()),
+        })
+    first = views[0].record.spec
+    return {
+        "group": views[0].record.group_key,
+        "label": group_label(first),
+        "hyperparameters": hyperparameters(first),
+        "designs": sorted({d for v in views for d in v.record.spec["designs"]}),
+        "run_ids": [v.record.run_id for v in views],
+        "n_runs": len(views),
+        "function": {
+            "test_rmse": {**stats([v.test_rmse for v in views]),
+                          "values": [v.test_rmse for v in views]},
+            f"topk_overlap@{k}": stats([p[f"topk_overlap@{k}"] for p in pairs]),
+        },
+        "geometry": {
+            "procrustes": stats([p["procrustes"] for p in pairs]),
+            f"knn_overlap@{k}": stats([p[f"knn_overlap@{k}"] for p in pairs]),
+        },
+        "pairs": pairs,
+    }
+
+
+def hyperparameters(spec: dict[str, Any]) -> dict[str, Any]:
+    """The settings that define a group (everything but seeds)."""
+    return {
+        "dim": spec["model"]["dim"],
+        "initializer": spec["model"]["initializer"],
+        "optimizer": spec["training"]["optimizer"],
+        "learning_rate": spec["training"]["learning_rate"],
+        "batch_size": spec["training"]["batch_size"],
+        "epochs": spec["training"]["epochs"],
+        "l2": spec["model"]["l2"],
+        "weight_decay": spec["training"]["weight_decay"],
+        "fraction": spec["data"]["fraction"],
+        "perturb": spec.get("perturb", 0),
+    }
+
+
+def group_label(spec: dict[str, Any]) -> str:
+    """A short label: the factor values that are not seeds, or 'defaults'."""
+    parts = [f"{k}={v}" for k, v in spec["factors"].items() if k not in SEED_KEYS]
+    if spec.get("perturb"):
+        parts.append(f"perturb={spec['perturb']}")
+    return ", ".join(parts) or "defaults"
+
+
+def summarize(store: Store, data_for, *, k: int = 10) -> list[dict[str, Any]]:
+    """Return the summary of every group with at least two finished runs.
+
+    ``data_for(spec_dict)`` returns the PreparedData a run trained on.
+    """
+    out = []
+    seen_cache: dict[str, sp.csr_matrix] = {}
+    for records in group_runs(store.runs()).values():
+        if len(records) < 2:
+            continue
+        data = data_for(records[0].spec)
+        if data.key not in seen_cache:
+            seen_cache[data.key] = seen_matrix(data)
+        views = load_run_views(store, records)
+        out.append(group_summary(views, data, k=k, seen=seen_cache[data.key]))
+    return out

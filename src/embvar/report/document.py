@@ -1,0 +1,124 @@
+"""``report.json``: every figure of a study, with the runs behind it.
+
+The JSON document is the source of truth; the terminal summary and the HTML
+report are drawn from it. Non-finite numbers are written as ``null`` so the
+file is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embvar import __version__
+from embvar.config import DataSpec, RunSpec, Study
+from embvar.data.prepared import PreparedData, prepare_data
+from embvar.store import Store
+
+__all__ = ["build_report", "write_report", "read_report", "to_json_safe", "REPORT_NAME"]
+
+REPORT_NAME = "report.json"
+
+
+def to_json_safe(obj: Any) -> Any:
+    """Return ``obj`` with NumPy scalars made plain and NaN/inf made None."""
+    if isinstance(obj, dict):
+        return {str(k): to_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _data_loader():
+    cache: dict[tuple[str, int], PreparedData] = {}
+
+    def data_for(spec: dict[str, Any]) -> PreparedData:
+        key = (json.dumps(spec["data"], sort_keys=True), spec["seeds"]["split"])
+        if key not in cache:
+            cache[key] = prepare_data(DataSpec(**spec["data"]), spec["seeds"]["split"])
+        return cache[key]
+
+    return data_for
+
+
+def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, Any]:
+    """Return the report document of a study directory."""
+    from embvar.analysis.groups import summarize
+    from embvar.report.summary import summary_sentences
+
+    data_for = _data_loader()
+    records = {r.run_id: r for r in store.runs()}
+    planned = [records[s.run_id] for s in specs if s.run_id in records]
+    first = data_for(planned[0].spec) if planned else None
+    report: dict[str, Any] = {
+        "embvar_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "study": {
+            "name": study.name,
+            "description": study.description,
+            "root_seed": study.root_seed,
+            "quick": bool(store.get_meta("quick", False)),
+            "designs": [d.model_dump() for d in study.design],
+        },
+        "directory": str(store.root),
+        "data": None if first is None else {
+            "name": first.interactions.name,
+            "n_users": first.interactions.n_users,
+            "n_items": first.interactions.n_items,
+            "n_train": int(len(first.split.train)),
+            "n_test": int(len(first.split.test)),
+        },
+        "runs": {
+            "planned": len(specs),
+            "done": sum(r.status == "done" for r in planned),
+            "diverged": [
+                {"run_id": r.run_id, "epoch": r.diverged_epoch, "step": r.diverged_step,
+                 "factors": r.spec["factors"]}
+                for r in planned if r.status == "diverged"
+            ],
+            "failed": [{"run_id": r.run_id, "error": r.error}
+                       for r in planned if r.status == "failed"],
+            "unfinished": [r.run_id for r in planned if r.status in ("pending", "running")],
+            "table": [
+                {"run_id": r.run_id, "status": r.status, "factors": r.spec["factors"],
+                 "designs": r.spec["designs"], "seeds": r.spec["seeds"],
+                 "seconds": r.seconds}
+                for r in planned
+            ],
+        },
+        "groups": summarize(store, data_for),
+    }
+    report["summary"] = summary_sentences(report)
+    return to_json_safe(report)
+
+
+def write_report(store: Store, study: Study, specs: list[RunSpec]) -> tuple[dict, Path]:
+    """Build the report and write it atomically to ``report.json``."""
+    report = build_report(store, study, specs)
+    path = store.root / REPORT_NAME
+    tmp = store.root / f".tmp-{REPORT_NAME}"
+    tmp.write_text(json.dumps(report, indent=1, allow_nan=False), encoding="utf-8")
+    tmp.replace(path)
+    return report, path
+
+
+def read_report(directory: str | Path) -> dict[str, Any]:
+    """Return the ``report.json`` of a study directory."""
+    from embvar.errors import StoreError
+
+    path = Path(directory) / REPORT_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {str(path)!r}: {exc}; run the study first.") from exc
