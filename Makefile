@@ -1,0 +1,29 @@
+# Two commands on a fresh machine with Python 3.11 and pip:
+#   make demo   set up .venv, install embvar, run the MovieLens study
+#   make test   set up .venv, install embvar with its test tools, run the tests
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: demo test quick lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/embvar study movielens
+
+quick: $(BIN)/.installed
+	$(BIN)/embvar study movielens --quick
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf runs .pytest_cache
