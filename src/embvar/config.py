@@ -360,7 +360,8 @@ def _one_line(exc: ValidationError, cls: type[BaseModel], origin: str) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    msg = msg.replace("Input should be", "must be")
+    msg = msg.replace("Input should be", "must be").replace("String should", "must")
+    msg = msg.replace("should", "must")
     given = err.get("input")
     return f"{origin}: {loc} {_lower_first(msg)}; got {loc}={given!r}."
 
