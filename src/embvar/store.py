@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -258,6 +259,28 @@ class Store:
             )
             return cur.rowcount == 1
 
+    def release_dead_claims(self) -> int:
+        """Give back runs claimed by processes of this host that no longer exist.
+
+        Owners are written as ``host:pid:tag``; a claim of another host is
+        left to its lease.
+        """
+        host = socket.gethostname()
+        dead = []
+        for run_id, owner in self._db.execute(
+            "SELECT run_id, claimed_by FROM runs WHERE status='running'"
+        ):
+            parts = (owner or "").split(":")
+            if len(parts) >= 2 and parts[0] == host and parts[1].isdigit():
+                if not _pid_alive(int(parts[1])):
+                    dead.append((run_id, owner))
+        with self.transaction() as db:
+            for run_id, owner in dead:
+                db.execute(
+                    "UPDATE runs SET status='pending', claimed_by=NULL, lease_until=NULL "
+                    "WHERE run_id=? AND claimed_by=?", (run_id, owner))
+        return len(dead)
+
     def release(self, run_id: str, error: str | None = None) -> None:
         """Give a claimed, unfinished run back (after an error or Ctrl-C)."""
         with self.transaction() as db:
@@ -364,6 +387,16 @@ class Store:
                 tmp.unlink()
                 n += 1
         return n
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _real(x: float) -> float | None:

@@ -123,6 +123,8 @@ def run_study(
             logger.info("removed %d temporary files left by an earlier crash", removed)
         prepare_all(specs, store)
         store.register(specs)
+        if store.release_dead_claims():
+            logger.info("took back runs claimed by processes that died")
 
         finished = store.finished_ids()
         todo = [s for s in specs if s.run_id not in finished]
