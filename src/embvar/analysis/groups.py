@@ -24,8 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from embvar.data.prepared import PreparedData
-from embvar.metrics.neighbors import knn_indices, neighbor_overlap
-from embvar.metrics.procrustes import procrustes_distance
+from embvar.metrics import knn_indices, neighbor_overlap, procrustes_distance, topk_items
 from embvar.store import RunRecord, Store
 
 __all__ = ["RunView", "load_run_views", "group_runs", "group_summary", "summarize"]
@@ -42,23 +41,6 @@ class RunView:
     test_rmse: float
     knn: np.ndarray | None = None
     top: np.ndarray | None = None
-
-
-def top_k_items(U, V, k, *, exclude=None, item_bias=None, block=1024):
-    """Return each user's top-k item rows by predicted score, seen items excluded."""
-    out = np.empty((U.shape[0], k), dtype=np.int64)
-    bias = None if item_bias is None else item_bias.reshape(-1)
-    for start in range(0, U.shape[0], block):
-        S = U[start:start + block] @ V.T
-        if bias is not None:
-            S += bias
-        if exclude is not None:
-            sub = exclude[start:start + block]
-            S[sub.nonzero()] = -np.inf
-        part = np.argpartition(-S, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(S, part, 1), axis=1, kind="stable")
-        out[start:start + block] = np.take_along_axis(part, order, 1)
-    return out
 
 
 def stats(values: list[float]) -> dict[str, Any]:
@@ -110,7 +92,7 @@ def group_summary(views: list[RunView], data: PreparedData, *, k: int = 10,
         if v.knn is None:
             v.knn = knn_indices(V, k, metric="cosine")
         if v.top is None:
-            v.top = top_k_items(v.tables["user_embedding"], V, k, exclude=seen,
+            v.top = topk_items(v.tables["user_embedding"], V, k, exclude=seen,
                                 item_bias=v.tables.get("item_bias"))
     pairs = []
     for a, b in itertools.combinations(views, 2):
