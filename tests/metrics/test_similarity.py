@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from embvar.errors import ConfigError
-from embvar.metrics import spearman_pairwise_similarity
+from embvar.metrics import spearman_pairwise_similarity, spearman_similarity_matrix
 from embvar.metrics.similarity import sample_pairs
 
 
@@ -32,3 +32,15 @@ def test_sample_pairs_never_pairs_an_entity_with_itself():
 def test_spearman_pairwise_similarity_bad_n_pairs_raises():
     with pytest.raises(ConfigError, match="^n_pairs must be an integer >= 1"):
         spearman_pairwise_similarity(np.ones((3, 2)), np.ones((3, 2)), n_pairs=0)
+
+
+def test_spearman_similarity_matrix_matches_pairwise_calls(rng):
+    base = rng.normal(size=(80, 4))
+    tables = [base + rng.normal(scale=s, size=base.shape) for s in (0.1, 0.5, 1.0)]
+    rho = spearman_similarity_matrix(tables, n_pairs=500, seed=2)
+    assert np.array_equal(rho, rho.T) and np.all(np.diag(rho) == 1.0)
+    for a, b in [(0, 1), (0, 2), (1, 2)]:
+        expected = spearman_pairwise_similarity(
+            tables[a], tables[b], n_pairs=500, seed=2
+        )
+        assert rho[a, b] == pytest.approx(expected, rel=1e-12)

@@ -52,7 +52,10 @@ from embvar.metrics.recommendations import (
     topk_items,
     topk_overlap,
 )
-from embvar.metrics.similarity import spearman_pairwise_similarity
+from embvar.metrics.similarity import (
+    spearman_pairwise_similarity,
+    spearman_similarity_matrix,
+)
 from embvar.metrics.spectral import eigenspace_instability, eigenspace_overlap, pip_loss
 from embvar.metrics.words import (
     SIMILARITY_DATASETS,
@@ -96,6 +99,7 @@ __all__ = [
     "procrustes_rotation",
     "relative_frobenius",
     "spearman_pairwise_similarity",
+    "spearman_similarity_matrix",
     "topk_items",
     "topk_overlap",
     "word_similarity",

@@ -178,7 +178,7 @@ def knn_recall(
     n_queries = check_int("n_queries", n_queries, 1)
     Z = _prepare(X, metric)
     rows = _sample_rows(Z.shape[0], n_queries, seed)
-    exact = _exact_rows(Z, rows, indices.shape[1])
+    exact = _exact_rows(Z, rows, indices.shape[1], _thread_count(None))
     return float(neighbor_overlap(indices[rows], exact).mean())
 
 
@@ -440,6 +440,13 @@ def _single_threaded_blas() -> Any:
 
 def _exact_search(Z: np.ndarray, k: int, n_threads: int) -> np.ndarray:
     """Exact top-k of ``Z @ Z.T`` per row, the diagonal excluded."""
+    return _exact_rows(Z, np.arange(Z.shape[0]), k, n_threads)
+
+
+def _exact_rows(
+    Z: np.ndarray, rows: np.ndarray, k: int, n_threads: int = 1
+) -> np.ndarray:
+    """Exact top-k of ``Z[rows] @ Z.T`` per query row, itself excluded."""
     n, dim = Z.shape
 
     # Slice the columns into g slices of width m; m ~ 2 sqrt(n k) balances
@@ -449,19 +456,20 @@ def _exact_search(Z: np.ndarray, k: int, n_threads: int) -> np.ndarray:
     padded = np.zeros((g * m, dim), dtype=np.float32)
     padded[:n] = Z
 
-    out = np.empty((n, k), dtype=np.int64)
+    out = np.empty((len(rows), k), dtype=np.int64)
 
     def run_block(start: int) -> None:
-        stop = min(start + _BLOCK_ROWS, n)
-        rows = np.arange(start, stop)
-        out[start:stop] = _top_k_block(Z[start:stop], padded, rows, n, k, m, g)
+        block = rows[start : start + _BLOCK_ROWS]
+        out[start : start + len(block)] = _top_k_block(
+            Z[block], padded, block, n, k, m, g
+        )
 
-    starts = range(0, n, _BLOCK_ROWS)
+    starts = range(0, len(rows), _BLOCK_ROWS)
     if n_threads == 1 or len(starts) == 1:
         for start in starts:
             run_block(start)
         return out
-    limits = _single_threaded_blas() if n_threads > 1 else None
+    limits = _single_threaded_blas()
     with limits if limits is not None else nullcontext():
         with ThreadPoolExecutor(max_workers=n_threads) as pool:
             for _ in pool.map(run_block, starts):
@@ -478,7 +486,7 @@ def _top_k_block(
     m: int,
     g: int,
 ) -> np.ndarray:
-    """Top-k columns of ``Q @ padded[:n].T`` per row, skipping ``rows``."""
+    """Top-k columns of ``Q @ padded[:n].T`` per row; row i skips ``rows[i]``."""
     b = Q.shape[0]
     scores = np.empty((g, b, m), dtype=np.float32)
     running_max = np.full((b, m), -np.inf, dtype=np.float32)
@@ -490,8 +498,8 @@ def _top_k_block(
         np.matmul(Q, padded[s * m : (s + 1) * m].T, out=tile)
         lo, hi = s * m, min((s + 1) * m, n)
         tile[:, hi - lo :] = -np.inf
-        own = rows[(rows >= lo) & (rows < hi)]
-        tile[own - rows[0], own - lo] = -np.inf
+        own = np.flatnonzero((rows >= lo) & (rows < hi))
+        tile[own, rows[own] - lo] = -np.inf
         np.maximum(running_max, tile, out=running_max)
 
     # Step 2: the k column positions with the largest maxima hold the top k.
@@ -504,19 +512,6 @@ def _top_k_block(
     best = np.argpartition(values, values.shape[1] - k, axis=1)[:, -k:]
     order = np.argsort(-np.take_along_axis(values, best, axis=1), axis=1)
     return np.take_along_axis(np.take_along_axis(candidates, best, 1), order, 1)
-
-
-def _exact_rows(Z: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    """Exact neighbours of a few query rows, by one matrix product each block."""
-    out = np.empty((len(rows), k), dtype=np.int64)
-    for start in range(0, len(rows), 1024):
-        block = rows[start : start + 1024]
-        S = Z[block] @ Z.T
-        S[np.arange(len(block)), block] = -np.inf
-        best = np.argpartition(S, S.shape[1] - k, axis=1)[:, -k:]
-        order = np.argsort(-np.take_along_axis(S, best, axis=1), axis=1)
-        out[start : start + len(block)] = np.take_along_axis(best, order, axis=1)
-    return out
 
 
 def _sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -565,19 +560,21 @@ def _approx_search(
     faiss = _import_faiss()
     n, dim = Z.shape
 
-    # Step 1: an inverted file of about 4 sqrt(n) lists, trained on a sample.
-    n_lists = int(max(1, min(n // 39, 4 * np.sqrt(n))))
+    # Step 1: an inverted file of about sqrt(n) lists, trained by k-means
+    # on a sample of 40 rows per list.
+    n_lists = int(max(1, min(n // 40, np.sqrt(n))))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFFlat(quantizer, dim, n_lists, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed
-    rows = _sample_rows(n, min(n, 64 * n_lists), seed)
+    index.cp.niter = 10
+    rows = _sample_rows(n, min(n, 40 * n_lists), seed)
     index.train(Z[rows])
     index.add(Z)
 
     # Step 2: double the lists probed until the recall on a sample of
     # queries, against their exact neighbours, reaches the target.
     queries = _sample_rows(n, 1000, seed + 1)
-    exact = _exact_rows(Z, queries, k)
+    exact = _exact_rows(Z, queries, k, _thread_count(None))
     nprobe = 1
     while True:
         index.nprobe = nprobe

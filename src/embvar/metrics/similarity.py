@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from embvar.checks import check_int
-from embvar.metrics._inputs import check_pair
+from embvar.errors import ShapeMismatchError
+from embvar.metrics._inputs import check_pair, check_table
 
-__all__ = ["spearman_pairwise_similarity", "sample_pairs"]
+__all__ = [
+    "spearman_pairwise_similarity",
+    "spearman_similarity_matrix",
+    "sample_pairs",
+]
 
 
 def spearman_pairwise_similarity(
@@ -58,6 +64,55 @@ def spearman_pairwise_similarity(
     i, j = sample_pairs(X.shape[0], n_pairs, seed)
     rho = spearmanr(_cosines(X, i, j), _cosines(Y, i, j)).statistic
     return float(rho)
+
+
+def spearman_similarity_matrix(
+    tables: Sequence[Any],
+    *,
+    n_pairs: int = 100_000,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Return :func:`spearman_pairwise_similarity` for every pair of K runs.
+
+    Parameters
+    ----------
+    tables : sequence of array-like of shape (n_entities, dim)
+        The same entities, row for row, in K runs.
+    n_pairs, seed
+        As in :func:`spearman_pairwise_similarity`; every run is scored on
+        the same sampled pairs.
+    names : sequence of str, optional
+        Run names for error messages.
+
+    Returns
+    -------
+    rho : ndarray of shape (K, K)
+        Symmetric, 1 on the diagonal.
+
+    Notes
+    -----
+    The similarities of each run are ranked once; the Spearman correlation
+    of two runs is the Pearson correlation of their ranks, so K runs cost K
+    rankings rather than K(K-1)/2.
+    """
+    if names is None:
+        names = [f"tables[{i}]" for i in range(len(tables))]
+    checked = [
+        check_table(str(name), T, min_rows=2)
+        for name, T in zip(names, tables, strict=True)
+    ]
+    if not checked or any(T.shape[0] != checked[0].shape[0] for T in checked):
+        raise ShapeMismatchError(
+            "tables must be one or more tables with one row per entity, in the "
+            f"same order; got row counts {[T.shape[0] for T in checked]}."
+        )
+    n_pairs = check_int("n_pairs", n_pairs, 1)
+    i, j = sample_pairs(checked[0].shape[0], n_pairs, seed)
+    ranks = np.stack([rankdata(_cosines(T, i, j)) for T in checked])
+    rho = np.atleast_2d(np.corrcoef(ranks))
+    np.fill_diagonal(rho, 1.0)
+    return rho
 
 
 def sample_pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
