@@ -142,3 +142,22 @@ def test_cli_runs_lists_runs(finished_study):
     assert proc.returncode == 0
     for run_id in outcome.trained:
         assert run_id in proc.stdout
+
+
+def test_cli_ctrl_c_stops_cleanly_and_resumes(small_study_file, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*EMBVAR, "study", str(small_study_file), "--dir", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_done(out / "index.sqlite")) < 1:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    with Store(out) as store:
+        assert not store.runs("running")  # claims given back
+        kept = store.finished_ids()
+    outcome = run_study(small_study_file, out)
+    assert kept.isdisjoint(outcome.trained)
+    assert len(kept) + len(outcome.trained) == 4

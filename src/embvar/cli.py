@@ -80,7 +80,9 @@ def main() -> None:
     """Entry point: run the app, turning embvar errors into one line."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode typer returns the exit code of typer.Exit,
+        # and turns Ctrl-C into 130, instead of exiting.
+        code = app(standalone_mode=False)
     except EmbvarError as exc:
         err_console.print(f"embvar: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -100,6 +102,11 @@ def main() -> None:
             exc.show()
             sys.exit(2)
         raise
+    if code == 130:
+        err_console.print("embvar: interrupted; finished runs are kept, run the same "
+                          "command again to resume.", markup=False)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
