@@ -27,7 +27,7 @@ app = typer.Typer(
     help="Why do the embeddings your Keras model learns vary between runs?",
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -40,21 +40,22 @@ def study(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
-    """Train a study's unfinished runs, analyse them, write report.json."""
-    from embvar.report.terminal import print_summary
+    """Train a study's unfinished runs, analyse them, write report.json and .html."""
+    from embvar.report.terminal import print_summary, summary_json
     from embvar.study import run_study
 
     outcome = run_study(name, directory, quick=quick, workers=workers,
                         progress=not no_progress and not as_json and sys.stderr.isatty())
     report = outcome.report or {}
+    html = None
+    if outcome.report_path is not None:
+        html = str(outcome.report_path.with_name("report.html"))
     if as_json:
-        console.print_json(json.dumps({"summary": report.get("summary"),
-                                       "groups": _strip_pairs(report.get("groups", [])),
-                                       "report": str(outcome.report_path)}))
+        console.print_json(json.dumps(summary_json(report, str(outcome.report_path), html)))
     else:
         console.print(f"{len(outcome.trained)} runs trained, {outcome.skipped} already "
                       f"finished, {len(outcome.failed)} failed.", markup=False)
-        print_summary(report, console, str(outcome.report_path))
+        print_summary(report, console, str(outcome.report_path), html)
     if outcome.failed:
         first = next(iter(outcome.failed.items()))
         err_console.print(f"embvar: {len(outcome.failed)} runs failed; first: "
@@ -70,6 +71,46 @@ def runs(directory: Annotated[Path, typer.Argument(help="A study directory.")]) 
 
     with Store(directory, create=False) as store:
         print_runs(store.runs(), console)
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="A directory holding a report.json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Rebuild report.html from a directory's report.json; print the summary."""
+    from embvar.report.html import rebuild_html
+    from embvar.report.terminal import print_summary, summary_json
+
+    doc, html = rebuild_html(directory)
+    source = str(directory / "report.json")
+    if as_json:
+        console.print_json(json.dumps(summary_json(doc, source, str(html))))
+    else:
+        print_summary(doc, console, source, str(html))
+
+
+@app.command()
+def export(
+    directory: Annotated[Path, typer.Argument(help="A study directory.")],
+    projector: Annotated[bool, typer.Option(
+        "--projector", help="TensorBoard Embedding Projector files.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Output folder (default DIR/projector).")] = None,
+    group: Annotated[Optional[str], typer.Option(
+        "--group", help="Group key from report.json (default: the largest).")] = None,
+    table: Annotated[str, typer.Option(help="Embedding table to export.")] = "item_embedding",
+) -> None:
+    """Export a group's runs, aligned to the first, for the Embedding Projector."""
+    from embvar.errors import ConfigError
+    from embvar.report.projector import export_projector
+
+    if not projector:
+        raise ConfigError("choose what to export: --projector (the only format so far).")
+    done = export_projector(directory, out, group=group, table=table)
+    console.print(f"{len(done.runs)} runs of {done.table} ({done.n_entities} x {done.dim}), "
+                  f"aligned to run {done.runs[0]}, written to {done.directory}; view with "
+                  f"`tensorboard --logdir {done.directory}`.", markup=False)
 
 
 def _strip_pairs(groups: list[dict]) -> list[dict]:

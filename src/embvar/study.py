@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +143,38 @@ def run_study(
         store.close()
 
 
+class _GracefulInterrupt:
+    """Turn Ctrl-C into a KeyboardInterrupt at the next safe point.
+
+    A SIGINT delivered at an arbitrary moment can land inside a finaliser,
+    where Python prints and drops it; this handler only records it, and the
+    runner raises between epochs and between runs. A second Ctrl-C raises at
+    once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+
 def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers: int,
            executor: Any, progress: bool) -> None:
     if not todo:
@@ -167,15 +201,27 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
 
     from embvar.report.progress import StudyProgress
 
+    interrupt = _GracefulInterrupt()
+
+    def on_progress(event: Any) -> None:
+        interrupt.check()
+        bar.event(event)
+
+    def on_result_checked(run_id: str, result: Any) -> None:
+        on_result(run_id, result)
+        bar.finished(run_id)
+        interrupt.check()
+
     bar = StudyProgress(total=len(claimed), enabled=progress,
                         done=outcome.skipped, planned=outcome.planned)
     try:
-        with bar:
+        with bar, interrupt:
             executor.run(
                 [(s.run_id, s.model_dump_json()) for s in claimed],
-                lambda rid, res: (on_result(rid, res), bar.finished(rid)),
-                bar.event,
+                on_result_checked,
+                on_progress,
             )
+            interrupt.check()
     finally:
         # Ctrl-C or a crash of the driver: give back what was not finished,
         # so the next start (or another process) trains it.
