@@ -99,17 +99,23 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
         },
         "groups": summarize(store, data_for),
     }
+    from embvar.report.entities import report_entities
+
+    report["entities"] = report_entities(store, report["groups"], data_for)
     report["summary"] = summary_sentences(report)
     return to_json_safe(report)
 
 
 def write_report(store: Store, study: Study, specs: list[RunSpec]) -> tuple[dict, Path]:
-    """Build the report and write it atomically to ``report.json``."""
+    """Build the report, write it atomically to ``report.json`` and ``report.html``."""
     report = build_report(store, study, specs)
     path = store.root / REPORT_NAME
     tmp = store.root / f".tmp-{REPORT_NAME}"
     tmp.write_text(json.dumps(report, indent=1, allow_nan=False), encoding="utf-8")
     tmp.replace(path)
+    from embvar.report.html import HTML_NAME, write_html
+
+    write_html(report, store.root / HTML_NAME)
     return report, path
 
 

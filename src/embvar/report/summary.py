@@ -1,7 +1,9 @@
 """Plain sentences generated from a report's numbers.
 
 The terminal summary and the HTML report both use these, so they always say
-the same thing.
+the same thing. The answer comes first (how much the runs differ, then why,
+then what it means for accuracy), the bookkeeping last. Each sentence is
+written only where the report holds its numbers.
 """
 
 from __future__ import annotations
@@ -19,52 +21,179 @@ def _pct(x: float) -> str:
 def main_group(report: dict[str, Any]) -> dict[str, Any] | None:
     """The group with the most runs (the study's seed replicates)."""
     groups = report.get("groups") or []
-    return max(groups, key=lambda g: g["n_runs"]) if groups else None
+    return max(groups, key=lambda g: g.get("n_runs", 0)) if groups else None
+
+
+def _stat(
+    level: dict[str, Any] | None, prefix: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The first metric of a level whose name starts with ``prefix``."""
+    for key, value in (level or {}).items():
+        if (
+            key.startswith(prefix)
+            and isinstance(value, dict)
+            and value.get("mean") is not None
+        ):
+            return key, value
+    return None
+
+
+def _setting(label: str) -> str:
+    return "the default settings" if label == "defaults" else label
+
+
+def _how_much(g: dict[str, Any]) -> list[str]:
+    out = []
+    knn = _stat(g.get("geometry"), "knn_overlap")
+    proc = _stat(g.get("geometry"), "procrustes")
+    parts = []
+    if knn:
+        k = knn[0].partition("@")[2] or "k"
+        parts.append(
+            f"an item keeps on average {_pct(knn[1]['mean'])} of its {k} nearest "
+            "neighbours from one run to another"
+        )
+    if proc:
+        parts.append(
+            f"after the best rotation and scaling the Procrustes distance between "
+            f"two runs averages {proc[1]['mean']:.3f} (0 = the same shape, 1 = no "
+            "shared structure)"
+        )
+    if parts:
+        out.append(
+            f"With {_setting(g['label'])}, {g['n_runs']} runs that differ only in "
+            "their seeds learn different item embeddings: " + ", and ".join(parts) + "."
+        )
+    top = _stat(g.get("function"), "topk_overlap")
+    rmse = (g.get("function") or {}).get("test_rmse") or {}
+    fparts = []
+    if top:
+        k = top[0].partition("@")[2] or "k"
+        fparts.append(
+            f"a user keeps {_pct(top[1]['mean'])} of their top-{k} recommendations"
+        )
+    if rmse.get("mean") is not None and rmse.get("sd") is not None:
+        steady = rmse["sd"] < 0.01 * rmse["mean"]
+        fparts.append(
+            f"test RMSE is {rmse['mean']:.4f} ± {rmse['sd']:.4f} (sd)"
+            + (", so accuracy barely moves" if steady else "")
+        )
+    if fparts:
+        out.append("What the model does: " + ", and ".join(fparts) + ".")
+    return out
+
+
+def _across(report: dict[str, Any]) -> list[str]:
+    groups = [g for g in report.get("groups") or [] if _stat(g.get("geometry"), "knn")]
+    if len(groups) < 2:
+        return []
+
+    def overlap(x: dict[str, Any]) -> float:
+        return _stat(x["geometry"], "knn")[1]["mean"]  # type: ignore[index]
+
+    best = max(groups, key=overlap)
+    worst = min(groups, key=overlap)
+    if best is worst or math.isclose(overlap(best), overlap(worst)):
+        return []
+    return [
+        "Across settings, neighbourhoods are most stable with "
+        f"{_setting(best['label'])} ({_pct(overlap(best))} kept) and least with "
+        f"{_setting(worst['label'])} "
+        f"({_pct(overlap(worst))})."
+    ]
+
+
+def _why(report: dict[str, Any]) -> list[str]:
+    """The source with the largest share of the variance, where attributed."""
+    att = report.get("attribution")
+    if not isinstance(att, dict):
+        return []
+    out = []
+    for entry in att.get("scalar") or []:
+        comps = [
+            c
+            for c in entry.get("components") or []
+            if isinstance(c, dict)
+            and c.get("share") is not None
+            and c.get("source") not in ("residual", "error")
+        ]
+        if not comps:
+            continue
+        top = max(comps, key=lambda c: c["share"])
+        iv = top.get("interval") or top.get("ci")
+        ci = f" (95% interval {_pct(iv[0])}–{_pct(iv[1])})" if iv else ""
+        outcome = str(entry.get("outcome", "the outcome")).replace("_", " ")
+        out.append(
+            f"Most of the variation in {outcome} between runs comes from the "
+            f"{top['source']} seed: {_pct(top['share'])} of the variance{ci}."
+        )
+        break
+    return out
+
+
+def _claims(report: dict[str, Any]) -> list[str]:
+    claims = report.get("claims")
+    if isinstance(claims, dict):
+        claims = claims.get("claims", list(claims.values()))
+    if not isinstance(claims, list) or not claims:
+        return []
+    counts: dict[str, int] = {}
+    for c in claims:
+        if isinstance(c, dict) and c.get("verdict"):
+            counts[str(c["verdict"])] = counts.get(str(c["verdict"]), 0) + 1
+    if not counts:
+        return []
+    parts = ", ".join(
+        f"{n} {verdict}" for verdict, n in sorted(counts.items(), key=lambda kv: -kv[1])
+    )
+    return [
+        f"Of the reference article's {sum(counts.values())} claims tested here: "
+        f"{parts}."
+    ]
+
+
+def _determinism(report: dict[str, Any]) -> list[str]:
+    d = report.get("determinism")
+    if isinstance(d, dict) and isinstance(d.get("verdict"), str) and d["verdict"]:
+        return [d["verdict"]]
+    return []
+
+
+def _runs(report: dict[str, Any]) -> list[str]:
+    runs = report.get("runs")
+    if not isinstance(runs, dict) or "planned" not in runs:
+        return []
+    return [
+        f"{runs.get('done', 0)} of {runs['planned']} planned runs finished"
+        + (f", {len(runs['diverged'])} diverged" if runs.get("diverged") else "")
+        + (f", {len(runs['failed'])} failed" if runs.get("failed") else "")
+        + "."
+    ]
 
 
 def summary_sentences(report: dict[str, Any]) -> list[str]:
-    """Return a few sentences that answer "how much do the embeddings vary"."""
-    runs = report["runs"]
-    out = [
-        f"{runs['done']} of {runs['planned']} planned runs finished"
-        + (f", {len(runs['diverged'])} diverged" if runs["diverged"] else "")
-        + (f", {len(runs['failed'])} failed" if runs["failed"] else "")
-        + "."
-    ]
-    g = main_group(report)
-    if g is None:
-        out.append("No group has two finished runs yet, so nothing can be compared.")
-        return out
-    rmse = g["function"]["test_rmse"]
-    geo = g["geometry"]
-    knn = next(v for k, v in geo.items() if k.startswith("knn_overlap"))
-    top = next(v for k, v in g["function"].items() if k.startswith("topk_overlap"))
-    proc = geo["procrustes"]
-    out.append(
-        f"With {g['label']}, {g['n_runs']} runs that differ only in their seeds reach "
-        f"test RMSE {rmse['mean']:.4f} ± {rmse['sd']:.4f} (sd), so accuracy barely "
-        "moves between runs." if rmse["sd"] < 0.01 * rmse["mean"] else
-        f"With {g['label']}, {g['n_runs']} runs that differ only in their seeds reach "
-        f"test RMSE {rmse['mean']:.4f} ± {rmse['sd']:.4f} (sd)."
-    )
-    out.append(
-        f"Their item embeddings are not the same space: after the best rotation the "
-        f"Procrustes distance between two runs averages {proc['mean']:.3f} "
-        "(0 = the same shape, 1.41 = unrelated), an item keeps on average "
-        f"{_pct(knn['mean'])} of its 10 nearest neighbours, and a user keeps "
-        f"{_pct(top['mean'])} of their top-10 recommendations."
-    )
-    others = [x for x in report["groups"] if x is not g]
-    if others:
-        def overlap(x):
-            return next(v for k, v in x["geometry"].items() if k.startswith("knn"))["mean"]
+    """Return a few sentences that answer "how much do the embeddings vary, and why".
 
-        best = max(report["groups"], key=overlap)
-        worst = min(report["groups"], key=overlap)
-        if best is not worst and not math.isclose(overlap(best), overlap(worst)):
+    Parameters
+    ----------
+    report : dict
+        A ``report.json`` document (or one being built).
+
+    Returns
+    -------
+    sentences : list of str
+        How much (main group), across settings, why (attribution), the
+        claims' verdicts, the determinism verdict, then the runs' status;
+        each only where the report has its numbers.
+    """
+    g = main_group(report)
+    out: list[str] = []
+    if g is None:
+        if report.get("runs") is not None:
             out.append(
-                f"Across settings, neighbourhoods are most stable with {best['label']} "
-                f"({_pct(overlap(best))} kept) and least with {worst['label']} "
-                f"({_pct(overlap(worst))})."
+                "No group has two finished runs yet, so nothing can be compared."
             )
-    return out
+    else:
+        out += _how_much(g)
+    out += _across(report) + _why(report) + _claims(report) + _determinism(report)
+    return out + _runs(report)

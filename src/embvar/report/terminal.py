@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["print_summary", "print_runs"]
+__all__ = ["print_summary", "print_runs", "summary_json"]
 
 
 def _fmt(stat: dict[str, Any] | None, digits: int = 3) -> str:
@@ -16,23 +16,84 @@ def _fmt(stat: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
 
 
-def print_summary(report: dict[str, Any], console: Console, path: str | None = None) -> None:
+def print_summary(
+    report: dict[str, Any],
+    console: Console,
+    path: str | None = None,
+    html: str | None = None,
+) -> None:
     """Print the groups table and the summary sentences of a report."""
-    table = Table(title=f"Study {report['study']['name']}: variation between seed replicates")
-    for col in ("group", "runs", "test RMSE", "Procrustes (items)", "kNN overlap@10",
-                "top-10 overlap"):
-        table.add_column(col, justify="left" if col == "group" else "right")
-    for g in report["groups"]:
-        geo, fun = g["geometry"], g["function"]
-        knn = next((v for k, v in geo.items() if k.startswith("knn")), None)
-        top = next((v for k, v in fun.items() if k.startswith("topk")), None)
-        table.add_row(g["label"], str(g["n_runs"]), _fmt(fun["test_rmse"], 4),
-                      _fmt(geo["procrustes"]), _fmt(knn), _fmt(top))
-    console.print(table)
-    for sentence in report["summary"]:
+    from embvar.report.sections import group_labels
+
+    groups = report.get("groups") or []
+    if groups:
+        name = (
+            (report.get("study") or {}).get("name") or report.get("title") or "report"
+        )
+        table = Table(title=f"{name}: variation between seed replicates")
+        for col in (
+            "group",
+            "runs",
+            "test RMSE",
+            "Procrustes (items)",
+            "kNN overlap@10",
+            "top-10 overlap",
+        ):
+            table.add_column(col, justify="left" if col == "group" else "right")
+        for g, label in zip(groups, group_labels(groups), strict=False):
+            geo, fun = g.get("geometry") or {}, g.get("function") or {}
+            knn = next((v for k, v in geo.items() if k.startswith("knn")), None)
+            top = next((v for k, v in fun.items() if k.startswith("topk")), None)
+            table.add_row(
+                label,
+                str(g.get("n_runs", "")),
+                _fmt(fun.get("test_rmse"), 4),
+                _fmt(geo.get("procrustes")),
+                _fmt(knn),
+                _fmt(top),
+            )
+        console.print(table)
+    for sentence in report.get("summary") or []:
         console.print(sentence, markup=False)
     if path:
-        console.print(f"Report written to {path}", markup=False)
+        where = f"{path} and {html}" if html else path
+        console.print(f"Report written to {where}", markup=False)
+
+
+def summary_json(
+    report: dict[str, Any], path: str | None = None, html: str | None = None
+) -> dict[str, Any]:
+    """The machine-readable summary ``--json`` prints.
+
+    Returns
+    -------
+    dict
+        ``summary`` (the sentences), ``groups`` (without their per-pair
+        values), ``claims`` and ``determinism`` verdicts where the report
+        has them, the least stable entities' labels, and the paths of
+        ``report.json`` and ``report.html``.
+    """
+    out: dict[str, Any] = {
+        "summary": report.get("summary") or [],
+        "groups": [
+            {k: v for k, v in g.items() if k != "pairs"}
+            for g in report.get("groups") or []
+        ],
+    }
+    if report.get("claims") is not None:
+        out["claims"] = report["claims"]
+    determinism = report.get("determinism")
+    if isinstance(determinism, dict) and "verdict" in determinism:
+        out["determinism"] = {"verdict": determinism["verdict"]}
+    entities = report.get("entities")
+    if isinstance(entities, dict):
+        out["least_stable"] = [
+            {k: row.get(k) for k in ("id", "label", "frequency", "overlap")}
+            for row in entities.get("least_stable") or []
+        ]
+    out["report"] = path
+    out["html"] = html
+    return out
 
 
 def print_runs(records: list[Any], console: Console) -> None:
@@ -42,6 +103,11 @@ def print_runs(records: list[Any], console: Console) -> None:
         table.add_column(col)
     for r in records:
         factors = ", ".join(f"{k}={v}" for k, v in r.spec["factors"].items())
-        table.add_row(r.run_id, r.status, ",".join(r.spec["designs"]), factors,
-                      "-" if r.seconds is None else f"{r.seconds:.1f}")
+        table.add_row(
+            r.run_id,
+            r.status,
+            ",".join(r.spec["designs"]),
+            factors,
+            "-" if r.seconds is None else f"{r.seconds:.1f}",
+        )
     console.print(table)

@@ -1,0 +1,592 @@
+"""The report's charts: plain numbers in, a self-contained SVG document out.
+
+Each function draws one kind of chart with matplotlib's object API (no
+pyplot, no global state) and returns the SVG text. Text is drawn as paths,
+so a chart looks the same in every browser and printer and needs no font;
+the output is byte-for-byte reproducible (fixed hash salt, no date). The
+functions know nothing about ``report.json``: :mod:`embvar.report.html`
+turns its sections into these inputs.
+
+Colours are the Okabe–Ito palette, distinguishable with the common forms of
+colour blindness; each source of randomness keeps one colour everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib import rc_context
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+
+__all__ = [
+    "PALETTE",
+    "SOURCE_COLORS",
+    "StripPanel",
+    "BarPanel",
+    "Series",
+    "LinePanel",
+    "Point",
+    "strip_chart",
+    "interval_bars",
+    "band_lines",
+    "binned_chart",
+    "tradeoff_scatter",
+    "histogram_chart",
+    "svg_data_uri",
+    "WIDTH_IN",
+]
+
+# Okabe & Ito (2008), "Color universal design".
+PALETTE = [
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#D55E00",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+]
+SOURCE_COLORS = {
+    "init": "#0072B2",
+    "order": "#E69F00",
+    "noise": "#009E73",
+    "split": "#CC79A7",
+    "perturb": "#D55E00",
+    "replicate": "#56B4E9",
+}
+NEUTRAL = "#8a8a8a"
+
+# A chart is at most this wide: 10.4 in = 749 pt = 998 CSS px.
+WIDTH_IN = 10.4
+
+_RC = {
+    "svg.fonttype": "path",
+    "text.parse_math": False,  # a "$" in a label is a dollar sign, not TeX
+    "svg.hashsalt": "embvar-report",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "axes.labelsize": 9,
+    "axes.labelcolor": "#333333",
+    "axes.edgecolor": "#777777",
+    "axes.linewidth": 0.8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#e6e6e6",
+    "grid.linewidth": 0.7,
+    "xtick.color": "#333333",
+    "ytick.color": "#333333",
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "legend.fontsize": 8.5,
+    "legend.frameon": False,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+}
+
+
+def svg_data_uri(svg: str) -> str:
+    """Return ``svg`` as a ``data:image/svg+xml;base64,...`` URI."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasSVG(fig)
+    return fig
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _finite(values: Sequence[float | None]) -> np.ndarray:
+    a = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return a[np.isfinite(a)]
+
+
+# -- dot strips: one dot per pair of runs, per group ------------------------
+
+
+@dataclass
+class StripPanel:
+    """One metric: a row of dots per group.
+
+    Attributes
+    ----------
+    title : str
+        The metric's name, drawn above the panel.
+    note : str
+        How to read it (``"1 = same neighbours"``), drawn under the axis.
+    values : list of list of float
+        ``values[g]`` are the dots of group ``g`` (one per pair of runs, or
+        one per run for accuracy); None and NaN are skipped.
+    xlim : tuple of float or None
+        Fixed axis range, e.g. (0, 1); None fits the data.
+    """
+
+    title: str
+    note: str
+    values: list[list[float | None]]
+    xlim: tuple[float, float] | None = None
+
+
+def strip_chart(panels: Sequence[StripPanel], labels: Sequence[str]) -> str:
+    """Draw metrics side by side, groups as rows, a dot per value, mean marked.
+
+    Parameters
+    ----------
+    panels : sequence of StripPanel
+        One per metric, in reading order (parameters, geometry, function).
+    labels : sequence of str
+        One per group, top to bottom.
+
+    Returns
+    -------
+    svg : str
+    """
+    n_groups = len(labels)
+    n_cols = len(panels)
+    height = 1.15 + 0.34 * n_groups
+    with rc_context(_RC):
+        fig = _figure(WIDTH_IN, height)
+        axes = fig.subplots(1, n_cols, sharey=True, squeeze=False)[0]
+        rng = np.random.default_rng(0)  # jitter only, so dots do not hide
+        y = np.arange(n_groups)[::-1]
+        for ax, panel in zip(axes, panels, strict=False):
+            for g, vals in enumerate(panel.values):
+                a = _finite(vals)
+                if a.size == 0:
+                    continue
+                jitter = rng.uniform(-0.16, 0.16, a.size) if a.size > 1 else np.zeros(1)
+                ax.scatter(
+                    a,
+                    y[g] + jitter,
+                    s=11,
+                    color=PALETTE[0],
+                    alpha=0.45,
+                    linewidths=0,
+                    zorder=2,
+                )
+                ax.plot(
+                    [a.mean()] * 2,
+                    [y[g] - 0.3, y[g] + 0.3],
+                    color="#111111",
+                    lw=1.6,
+                    zorder=3,
+                )
+            if panel.xlim is not None:
+                pad = 0.04 * (panel.xlim[1] - panel.xlim[0])
+                ax.set_xlim(panel.xlim[0] - pad, panel.xlim[1] + pad)
+            else:
+                ax.margins(x=0.15)
+            ax.set_title(panel.title, fontsize=9.5)
+            ax.set_xlabel(panel.note, fontsize=8, color="#555555")
+            ax.grid(axis="y", visible=False)
+            ax.set_ylim(-0.6, n_groups - 0.4)
+        axes[0].set_yticks(y, labels=list(labels))
+        for ax in axes[1:]:
+            ax.tick_params(axis="y", length=0)
+        return _svg(fig)
+
+
+# -- bars with intervals ------------------------------------------------------
+
+
+@dataclass
+class BarPanel:
+    """Horizontal bars with interval whiskers (one panel of a bar chart).
+
+    Attributes
+    ----------
+    title : str
+    categories : list of str
+        One bar each, top to bottom.
+    values : list of float
+    lo, hi : list of float or None
+        Interval ends per bar; None where there is no interval.
+    colors : list of str, optional
+        One per bar (default: the palette in order).
+    xlabel : str
+    xlim : tuple of float or None
+    percent : bool
+        Label the axis and the bars in percent (values are fractions).
+    """
+
+    title: str
+    categories: list[str]
+    values: list[float | None]
+    lo: list[float | None] = field(default_factory=list)
+    hi: list[float | None] = field(default_factory=list)
+    colors: list[str] = field(default_factory=list)
+    xlabel: str = ""
+    xlim: tuple[float, float] | None = None
+    percent: bool = False
+
+
+def interval_bars(panels: Sequence[BarPanel]) -> str:
+    """Draw one or more panels of horizontal bars with intervals.
+
+    Returns
+    -------
+    svg : str
+    """
+    rows = max(len(p.categories) for p in panels)
+    cols = min(len(panels), 3)
+    grid_rows = math.ceil(len(panels) / cols)
+    height = grid_rows * (0.85 + 0.36 * rows)
+    width = min(WIDTH_IN, 3.6 * cols + 0.8)
+    with rc_context(_RC):
+        fig = _figure(width, height)
+        axes = fig.subplots(grid_rows, cols, squeeze=False).ravel()
+        for ax, panel in zip(axes, panels, strict=False):
+            n = len(panel.categories)
+            y = np.arange(n)[::-1]
+            vals = np.array([np.nan if v is None else v for v in panel.values], float)
+            colors = panel.colors or [_color(i) for i in range(n)]
+            ax.barh(y, np.nan_to_num(vals), color=colors, height=0.62, zorder=2)
+            lo = panel.lo or [None] * n
+            hi = panel.hi or [None] * n
+            for yi, v, a, b in zip(y, vals, lo, hi, strict=False):
+                if a is not None and b is not None and np.isfinite(v):
+                    ax.plot([a, b], [yi, yi], color="#222222", lw=1.2, zorder=3)
+                    for end in (a, b):
+                        ax.plot(
+                            [end, end],
+                            [yi - 0.14, yi + 0.14],
+                            color="#222222",
+                            lw=1.2,
+                            zorder=3,
+                        )
+                if np.isfinite(v):
+                    text = f"{100 * v:.0f}%" if panel.percent else f"{v:.3g}"
+                    right = max(v, b if b is not None else v)
+                    ax.annotate(
+                        text,
+                        (right, yi),
+                        xytext=(4, 0),
+                        textcoords="offset points",
+                        va="center",
+                        fontsize=8,
+                    )
+            ax.set_yticks(y, labels=panel.categories)
+            ax.grid(axis="y", visible=False)
+            ax.set_title(panel.title, fontsize=9.5)
+            ax.set_xlabel(panel.xlabel, fontsize=8.5)
+            if panel.xlim is not None:
+                ax.set_xlim(*panel.xlim)
+            ax.margins(x=0.12)
+            if panel.percent:
+                ax.xaxis.set_major_formatter(lambda x, _: f"{100 * x:.0f}%")
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
+        return _svg(fig)
+
+
+# -- lines with bands -----------------------------------------------------------
+
+
+@dataclass
+class Series:
+    """One line: ``y`` over ``x`` with an optional band ``lo``–``hi``."""
+
+    label: str
+    x: list[float]
+    y: list[float | None]
+    lo: list[float | None] | None = None
+    hi: list[float | None] | None = None
+    color: str | None = None
+
+
+@dataclass
+class LinePanel:
+    """A panel of lines sharing axes (one metric over epochs)."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    series: list[Series]
+    ylim: tuple[float, float] | None = None
+
+
+def band_lines(panels: Sequence[LinePanel]) -> str:
+    """Draw lines with shaded bands, one panel per metric.
+
+    Returns
+    -------
+    svg : str
+    """
+    cols = min(len(panels), 3)
+    grid_rows = math.ceil(len(panels) / cols)
+    with rc_context(_RC):
+        fig = _figure(WIDTH_IN if cols > 1 else 6.0, 2.7 * grid_rows + 0.4)
+        axes = fig.subplots(grid_rows, cols, squeeze=False).ravel()
+        labels_seen: dict[str, object] = {}
+        for ax, panel in zip(axes, panels, strict=False):
+            for i, s in enumerate(panel.series):
+                color = s.color or _color(i)
+                x = np.asarray(s.x, float)
+                y = np.array([np.nan if v is None else v for v in s.y], float)
+                (line,) = ax.plot(
+                    x, y, color=color, lw=1.8, marker="o", ms=3, label=s.label
+                )
+                labels_seen.setdefault(s.label, line)
+                if s.lo is not None and s.hi is not None:
+                    lo = np.array([np.nan if v is None else v for v in s.lo], float)
+                    hi = np.array([np.nan if v is None else v for v in s.hi], float)
+                    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+            ax.set_title(panel.title, fontsize=9.5)
+            ax.set_xlabel(panel.xlabel)
+            ax.set_ylabel(panel.ylabel)
+            if panel.ylim is not None:
+                ax.set_ylim(*panel.ylim)
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
+        if len(labels_seen) > 1:
+            fig.legend(
+                list(labels_seen.values()),
+                list(labels_seen),
+                loc="outside lower center",
+                ncols=min(len(labels_seen), 4),
+            )
+        return _svg(fig)
+
+
+# -- binned means -----------------------------------------------------------------
+
+
+def binned_chart(
+    bins: Sequence[str],
+    mean: Sequence[float | None],
+    lo: Sequence[float | None] | None,
+    hi: Sequence[float | None] | None,
+    counts: Sequence[int] | None,
+    *,
+    xlabel: str,
+    ylabel: str,
+    note: str = "",
+    ylim: tuple[float, float] | None = None,
+) -> str:
+    """Draw a mean per bin with an interval, the bin sizes under the axis.
+
+    Parameters
+    ----------
+    bins : sequence of str
+        Bin labels, left to right (e.g. ``"2–3"`` ratings).
+    mean : sequence of float
+    lo, hi : sequence of float, optional
+        Interval ends per bin.
+    counts : sequence of int, optional
+        Entities per bin, printed under each label.
+    note : str
+        Printed in the top-left corner (e.g. the rank correlation).
+
+    Returns
+    -------
+    svg : str
+    """
+    n = len(bins)
+    with rc_context(_RC):
+        fig = _figure(min(WIDTH_IN, 1.2 + 0.62 * n), 3.3)
+        ax = fig.subplots()
+        x = np.arange(n)
+        y = np.array([np.nan if v is None else v for v in mean], float)
+        if lo is not None and hi is not None:
+            lo_a = np.array([np.nan if v is None else v for v in lo], float)
+            hi_a = np.array([np.nan if v is None else v for v in hi], float)
+            ax.fill_between(x, lo_a, hi_a, color=PALETTE[0], alpha=0.18, lw=0)
+            ax.vlines(x, lo_a, hi_a, color=PALETTE[0], lw=1.2)
+        ax.plot(x, y, color=PALETTE[0], lw=1.8, marker="o", ms=4)
+        ticks = list(bins)
+        if counts is not None:
+            ticks = [f"{b}\nn={c:,}" for b, c in zip(bins, counts, strict=False)]
+        ax.set_xticks(x, labels=ticks)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        if note:
+            ax.text(0.01, 0.98, note, transform=ax.transAxes, va="top", fontsize=9)
+        return _svg(fig)
+
+
+# -- trade-off scatter --------------------------------------------------------------
+
+
+@dataclass
+class Point:
+    """One hyperparameter level in the trade-off chart."""
+
+    label: str
+    x: float
+    y: float
+    xerr: float | None = None
+    yerr: float | None = None
+    front: bool = False
+
+
+def tradeoff_scatter(
+    points: Sequence[Point],
+    *,
+    xlabel: str,
+    ylabel: str,
+    better: str = "",
+    ylim: tuple[float, float] | None = None,
+) -> str:
+    """Draw accuracy against stability, the non-dominated levels filled and joined.
+
+    Parameters
+    ----------
+    points : sequence of Point
+        ``front=True`` marks a level no other level beats on both axes.
+    better : str
+        Where the best corner is, printed there (e.g. ``"better ↖"``).
+    ylim : tuple of float, optional
+        The stability metric's range; the axis stays inside it (with a
+        margin) even where a whisker reaches beyond.
+
+    Returns
+    -------
+    svg : str
+    """
+    with rc_context(_RC):
+        fig = _figure(7.4, 4.4)
+        ax = fig.subplots()
+        for p in points:
+            face = PALETTE[0] if p.front else "white"
+            edge = PALETTE[0] if p.front else NEUTRAL
+            ax.errorbar(
+                p.x,
+                p.y,
+                xerr=p.xerr,
+                yerr=p.yerr,
+                fmt="none",
+                ecolor=edge,
+                elinewidth=0.9,
+                alpha=0.8,
+                zorder=2,
+            )
+            ax.scatter(
+                [p.x],
+                [p.y],
+                s=46,
+                facecolor=face,
+                edgecolor=edge,
+                linewidths=1.4,
+                zorder=3,
+            )
+            ax.annotate(
+                p.label,
+                (p.x, p.y),
+                xytext=(6, 4),
+                textcoords="offset points",
+                fontsize=8,
+                color="#222222" if p.front else "#555555",
+            )
+        front = sorted((p for p in points if p.front), key=lambda p: p.x)
+        if len(front) > 1:
+            ax.plot(
+                [p.x for p in front],
+                [p.y for p in front],
+                color=PALETTE[0],
+                lw=1,
+                ls="--",
+                zorder=1,
+            )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.margins(0.18)
+        if ylim is not None:
+            lo, hi = ax.get_ylim()
+            pad = 0.05 * (ylim[1] - ylim[0])
+            ax.set_ylim(max(lo, ylim[0] - pad), min(hi, ylim[1] + pad))
+        if better:
+            ax.text(
+                0.01,
+                0.98,
+                better,
+                transform=ax.transAxes,
+                va="top",
+                fontsize=9,
+                color="#555555",
+            )
+        handles = [
+            ax.scatter([], [], s=46, facecolor=PALETTE[0], edgecolor=PALETTE[0]),
+            ax.scatter(
+                [], [], s=46, facecolor="white", edgecolor=NEUTRAL, linewidths=1.4
+            ),
+        ]
+        ax.legend(
+            handles,
+            ["not beaten on both axes", "beaten by another level"],
+            loc="lower right",
+        )
+        return _svg(fig)
+
+
+# -- histogram -----------------------------------------------------------------------
+
+
+def histogram_chart(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    *,
+    xlabel: str,
+    ylabel: str,
+    note: str = "",
+) -> str:
+    """Draw a histogram from precomputed bin edges and counts.
+
+    Parameters
+    ----------
+    edges : sequence of float, length ``len(counts) + 1``
+    counts : sequence of int
+
+    Returns
+    -------
+    svg : str
+    """
+    with rc_context(_RC):
+        fig = _figure(6.4, 3.0)
+        ax = fig.subplots()
+        e = np.asarray(edges, float)
+        ax.bar(
+            e[:-1],
+            np.asarray(counts, float),
+            width=np.diff(e),
+            align="edge",
+            color=PALETTE[0],
+            edgecolor="white",
+            lw=0.6,
+            zorder=2,
+        )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if note:
+            ax.text(
+                0.99,
+                0.98,
+                note,
+                transform=ax.transAxes,
+                va="top",
+                ha="right",
+                fontsize=9,
+            )
+        return _svg(fig)
