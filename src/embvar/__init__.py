@@ -4,4 +4,21 @@ from embvar.errors import EmbvarError
 
 __version__ = "0.1.0"
 
-__all__ = ["EmbvarError", "__version__"]
+__all__ = ["EmbvarError", "__version__", "determinism_audit", "diff_manifests",
+           "collect_manifest"]
+
+# Public functions imported on first use, so `import embvar` stays light
+# (TensorFlow is imported only by what needs it).
+_LAZY = {
+    "determinism_audit": "embvar.training.determinism",
+    "diff_manifests": "embvar.manifest",
+    "collect_manifest": "embvar.manifest",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'embvar' has no attribute {name!r}")

@@ -113,6 +113,62 @@ def export(
                   f"`tensorboard --logdir {done.directory}`.", markup=False)
 
 
+@app.command()
+def determinism(
+    name: Annotated[str, typer.Argument(help=(
+        "A study (movielens, a .toml file), or a training function "
+        "'package.module:function' / 'script.py:function' (imported: its code runs)."))],
+    run: Annotated[Optional[str], typer.Option(
+        "--run", help="Run id (or unique prefix) to audit; default the first.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="The study's smaller plan.")] = False,
+    directory: Annotated[Optional[Path], typer.Option(
+        "--dir", help="Where determinism.json goes (default the study directory).")] = None,
+    replicates: Annotated[int, typer.Option(min=2, help="Fresh processes per setting.")] = 2,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the run's epochs.")] = None,
+    fraction: Annotated[Optional[float], typer.Option(
+        help="Override the run's data fraction.")] = None,
+    no_pitfalls: Annotated[bool, typer.Option("--no-pitfalls")] = False,
+    keep_runs: Annotated[bool, typer.Option(
+        "--keep-runs", help="Keep every run's records (DIR/determinism-runs).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the document as JSON.")] = False,
+) -> None:
+    """Train one run in fresh processes under each setting; compare bit for bit."""
+    from embvar.training.determinism import determinism_audit, print_audit
+
+    if directory is None and ":" in name and not name.endswith(".toml"):
+        directory = Path("runs") / ("determinism-" + name.rpartition(":")[2])
+    say = None if as_json else (lambda line: err_console.print(line, markup=False))
+    audit = determinism_audit(name, run, quick=quick, directory=directory,
+                              replicates=replicates, epochs=epochs, fraction=fraction,
+                              pitfalls=not no_pitfalls, keep_runs=keep_runs, progress=say)
+    if as_json:
+        console.print_json(json.dumps(audit.document))
+    else:
+        print_audit(audit.document, console, audit.path)
+
+
+@app.command()
+def manifest(
+    files: Annotated[Optional[list[Path]], typer.Argument(
+        help="Two manifest files to diff; none: print this machine's manifest.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write it here.")] = None,
+) -> None:
+    """Print (or write) this machine's manifest, or diff two manifest files."""
+    from embvar.errors import ConfigError
+    from embvar.manifest import collect_manifest, diff_manifests, read_manifest, write_manifest
+
+    if files:
+        if len(files) != 2:
+            raise ConfigError(f"give two manifest files to diff; got {len(files)}.")
+        console.print_json(json.dumps(diff_manifests(*(read_manifest(f) for f in files))))
+        return
+    doc = collect_manifest()
+    if out is not None:
+        console.print(f"written: {write_manifest(doc, out)}", markup=False)
+    else:
+        console.print_json(json.dumps(doc))
+
+
 def _strip_pairs(groups: list[dict]) -> list[dict]:
     return [{k: v for k, v in g.items() if k != "pairs"} for g in groups]
 

@@ -121,6 +121,7 @@ def train_run(
     pretrained: Pretrained | None = None,
     on_epoch: EpochCallback | None = None,
     snapshot_epochs: set[int] | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> RunResult:
     """Train one run of the built-in factorization model.
 
@@ -136,6 +137,9 @@ def train_run(
         Called after each epoch, for progress bars.
     snapshot_epochs : set of int, optional
         Epochs to snapshot (default: all, from 0).
+    callbacks : list of keras.callbacks.Callback, optional
+        Passed to every ``fit`` call (one per epoch), after the divergence
+        guard; the determinism audit records the run's state through one.
 
     Returns
     -------
@@ -189,7 +193,7 @@ def train_run(
         t0 = time.perf_counter()
         hist = model.fit(
             [users[perm], items[perm]], ratings[perm], batch_size=spec.training.batch_size,
-            epochs=1, shuffle=False, verbose=0, callbacks=[guard],
+            epochs=1, shuffle=False, verbose=0, callbacks=[guard, *(callbacks or [])],
         )
         loss = float(hist.history["loss"][-1]) if hist.history.get("loss") else float("nan")
         finite = record(epoch, loss, time.perf_counter() - t0)

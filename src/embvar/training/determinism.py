@@ -1,0 +1,748 @@
+"""The determinism audit: is a run reproducible here, and if not, where does it part?
+
+:func:`determinism_audit` trains one run (a study's RunSpec, or a user's
+training function) several times, each in a fresh Python process, in each
+cell of a matrix of settings:
+
+- op determinism on or off (``tf.config.experimental.enable_op_determinism``);
+- one intra-op thread or all of them (``tf.config.threading``);
+- oneDNN on or off (``TF_ENABLE_ONEDNN_OPTS``, read when TensorFlow is
+  imported);
+- the GPU, with op determinism on and off, where TensorFlow sees one (the
+  CPU cells hide it); without one, the GPU cells are skipped and the result
+  says so.
+
+Every variable of the model and of its optimizer is compared bit for bit
+after every epoch: between the replicates of a cell (which should agree)
+and between each cell and the baseline (TensorFlow's defaults here). Where
+two replicates of a cell differ, two more runs record every step of the
+first differing epoch, and the audit reports the first differing step,
+which variables differ and by how much (largest absolute difference and
+units in the last place). It then checks the training function for the
+common pitfalls (:mod:`embvar.training.pitfalls`), and writes a verdict,
+the time each setting costs (ratios measured in this audit) and the lines
+of code that reproduce the settings that gave identical bits, to
+``determinism.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from embvar import __version__
+from embvar.checks import check_float, check_int
+from embvar.config import RunSpec, Study
+from embvar.errors import ConfigError
+from embvar.manifest import diff_manifests
+from embvar.training.audit_worker import launch
+from embvar.training.comparison import compare_records, compare_steps
+from embvar.training.recorder import RunRecord, load_record
+from embvar.training.target import AuditTarget, function_target, spec_target
+
+__all__ = [
+    "AUDIT_NAME",
+    "Cell",
+    "DeterminismAudit",
+    "default_cells",
+    "determinism_audit",
+    "determinism_summary",
+    "print_audit",
+    "read_determinism",
+]
+
+logger = logging.getLogger(__name__)
+
+AUDIT_NAME = "determinism.json"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of settings the audit trains under.
+
+    Attributes
+    ----------
+    op_determinism : bool
+    threads : int or None
+        Intra-op threads; None is TensorFlow's default (one per core).
+    onednn : bool or None
+        ``TF_ENABLE_ONEDNN_OPTS``; None leaves the variable as it is.
+    device : {"cpu", "gpu"}
+    """
+
+    op_determinism: bool
+    threads: int | None = None
+    onednn: bool | None = None
+    device: Literal["cpu", "gpu"] = "cpu"
+
+    @property
+    def id(self) -> str:
+        parts = [f"det-{'on' if self.op_determinism else 'off'}"]
+        if self.device == "cpu":
+            parts.append(f"threads-{self.threads or 'all'}")
+            if self.onednn is not None:
+                parts.append(f"onednn-{'on' if self.onednn else 'off'}")
+        parts.append(self.device)
+        return "_".join(parts)
+
+    @property
+    def label(self) -> str:
+        words = [f"op determinism {'on' if self.op_determinism else 'off'}"]
+        if self.device == "cpu":
+            n = self.threads
+            words.append("all threads" if not n else f"{n} thread{'s' * (n > 1)}")
+            if self.onednn is not None:
+                words.append(f"oneDNN {'on' if self.onednn else 'off'}")
+        words.append(self.device.upper())
+        return ", ".join(words)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "op_determinism": self.op_determinism,
+            "threads": self.threads,
+            "device": self.device,
+        }
+
+    def env(self) -> dict[str, str | None]:
+        if self.onednn is None:
+            return {}
+        return {"TF_ENABLE_ONEDNN_OPTS": "1" if self.onednn else "0"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "op_determinism": self.op_determinism,
+            "threads": self.threads,
+            "onednn": self.onednn,
+            "device": self.device,
+        }
+
+
+def default_cells(onednn_default: bool | None = None) -> list[Cell]:
+    """Return the CPU matrix, the baseline (TensorFlow's defaults) first.
+
+    ``onednn_default`` is whether oneDNN is on by default here (it depends
+    on the CPU); None asks TensorFlow in this process.
+    """
+    if onednn_default is None:
+        onednn_default = _onednn_in_effect()
+    cells = [
+        Cell(det, threads, dnn)
+        for det in (False, True)
+        for threads in (None, 1)
+        for dnn in (onednn_default, not onednn_default)
+    ]
+    return cells
+
+
+@dataclass
+class DeterminismAudit:
+    """The audit's result: the ``determinism.json`` document and its path."""
+
+    document: dict[str, Any]
+    path: Path | None
+
+    @property
+    def verdict(self) -> dict[str, Any]:
+        return self.document["verdict"]
+
+    @property
+    def recipe(self) -> dict[str, Any] | None:
+        return self.document["recipe"]
+
+    def cell(self, cell_id: str) -> dict[str, Any]:
+        """Return the result of one cell by its id."""
+        for cell in self.document["cells"]:
+            if cell["id"] == cell_id:
+                return cell
+        ids = ", ".join(c["id"] for c in self.document["cells"])
+        raise ConfigError(f"cell_id must be one of {ids}; got cell_id={cell_id!r}.")
+
+
+def determinism_audit(
+    source: str | Path | Study | RunSpec | AuditTarget | Callable[..., Any],
+    run: str | None = None,
+    *,
+    quick: bool = False,
+    directory: str | Path | None = None,
+    replicates: int = 2,
+    epochs: int | None = None,
+    fraction: float | None = None,
+    cells: list[Cell] | None = None,
+    localize: bool = True,
+    pitfalls: bool = True,
+    keep_runs: bool = False,
+    progress: Progress | None = None,
+) -> DeterminismAudit:
+    """Train one run repeatedly in fresh processes and compare it bit for bit.
+
+    Parameters
+    ----------
+    source : str, Path, Study, RunSpec, AuditTarget or callable
+        A study (built-in name, ``.toml`` path or Study) whose run ``run``
+        is audited; one RunSpec; a user's training function
+        ``train(recorder, seed)`` (a module-level function, or its reference
+        ``"package.module:function"`` / ``"script.py:function"``; see
+        :mod:`embvar.training.target`); or an AuditTarget.
+    run : str, optional
+        The run id (or a unique prefix) of the study run to audit; default
+        the study's first planned run.
+    quick : bool
+        Apply the study's ``[quick]`` overrides.
+    directory : str or Path, optional
+        Where ``determinism.json`` goes: default the study's directory
+        (``runs/<name>``); for a RunSpec or a function, nothing is written
+        unless a directory is given.
+    replicates : int
+        Fresh processes per cell, >= 2.
+    epochs, fraction : optional
+        Override the spec's epochs / data fraction (a shorter audit; the
+        audited run then has another run id, which the result names).
+    cells : list of Cell, optional
+        The settings to train under; default :func:`default_cells`, plus the
+        GPU cells where a GPU is visible.
+    localize : bool
+        Find the first differing step where a cell's replicates differ.
+    pitfalls : bool
+        Check the training function for the common pitfalls.
+    keep_runs : bool
+        Keep every run's records and arrays (``determinism-runs/``).
+    progress : callable(str), optional
+        Called with a line before each process starts.
+
+    Returns
+    -------
+    DeterminismAudit
+
+    Raises
+    ------
+    ConfigError
+        On an unknown study or run id, or bad arguments.
+    """
+    check_int("replicates", replicates, 2, 100)
+    target, study_dir, original_id = _resolve(source, run, quick, epochs, fraction)
+    out_dir = Path(directory) if directory is not None else study_dir
+    if out_dir is not None and keep_runs:
+        work = out_dir / "determinism-runs"
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="embvar-determinism-"))
+    say = progress or (lambda line: logger.info("%s", line))
+    try:
+        document = _audit(
+            target, original_id, work, replicates, cells, localize, pitfalls, say
+        )
+    finally:
+        if not keep_runs or out_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    path = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / AUDIT_NAME
+        tmp = out_dir / f".tmp-{AUDIT_NAME}"
+        tmp.write_text(
+            json.dumps(_json_safe(document), indent=1, allow_nan=False),
+            encoding="utf-8",
+        )
+        tmp.replace(path)
+    return DeterminismAudit(document, path)
+
+
+def read_determinism(directory: str | Path) -> dict[str, Any] | None:
+    """Return the ``determinism.json`` of a directory, or None if it has none."""
+    path = Path(directory) / AUDIT_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        logger.warning("cannot read %s: %s", path, exc)
+        return None
+
+
+def determinism_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """Return the short form of an audit that ``report.json`` carries."""
+    return {
+        "target": document["target"]["label"],
+        "run_id": document["target"].get("run_id"),
+        "created": document["created"],
+        "sentences": document["verdict"]["sentences"],
+        "reproducible_cells": document["verdict"]["reproducible_cells"],
+        "recommended": document["verdict"]["recommended"],
+        "gpu": document["gpu"],
+        "cells": [
+            {
+                k: c.get(k)
+                for k in (
+                    "id",
+                    "label",
+                    "reproducible",
+                    "same_as_baseline",
+                    "time_ratio",
+                    "first_difference",
+                )
+            }
+            for c in document["cells"]
+        ],
+        "pitfalls_found": (document.get("pitfalls") or {}).get("found", []),
+        "recipe": (document.get("recipe") or {}).get("code"),
+    }
+
+
+# -- the audit ----------------------------------------------------------------
+
+
+def _resolve(source, run, quick, epochs, fraction):
+    if isinstance(source, AuditTarget):
+        return source, None, None
+    if callable(source) and not isinstance(source, (str, Path, Study, RunSpec)):
+        return function_target(source), None, None
+    text = str(source) if isinstance(source, (str, Path)) else ""
+    if text and ":" in text and not text.endswith(".toml"):
+        return function_target(text), None, None
+    study_dir = None
+    if isinstance(source, RunSpec):
+        spec = source
+    else:
+        from embvar.study import default_directory, open_study
+
+        study, specs = open_study(source, quick=quick)
+        study_dir = default_directory(study, quick)
+        spec = _pick(specs, run)
+    original = spec.run_id
+    if epochs is not None:
+        training = spec.training.model_copy(
+            update={"epochs": check_int("epochs", epochs, 1, 1000)}
+        )
+        spec = spec.model_copy(update={"training": training})
+    if fraction is not None:
+        data = spec.data.model_copy(
+            update={
+                "fraction": check_float(
+                    "fraction", fraction, 0.0, 1.0, low_inclusive=False
+                )
+            }
+        )
+        spec = spec.model_copy(update={"data": data})
+    return spec_target(spec), study_dir, original
+
+
+def _pick(specs: list[RunSpec], run: str | None) -> RunSpec:
+    if run is None:
+        return specs[0]
+    hits = [s for s in specs if s.run_id.startswith(run)]
+    if len(hits) != 1:
+        shown = ", ".join(s.run_id for s in specs[:5])
+        what = "matches no run" if not hits else f"matches {len(hits)} runs"
+        raise ConfigError(
+            f"run must be the id (or a unique prefix) of one planned run, such as "
+            f"{shown}; got run={run!r}, which {what}."
+        )
+    return hits[0]
+
+
+def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say):
+    started = time.perf_counter()
+    explicit = cells is not None
+    cells = list(cells) if explicit else default_cells()
+    baseline = cells[0]
+    records: dict[str, list[RunRecord]] = {c.id: [] for c in cells}
+    gpu: dict[str, Any] = {"present": None, "note": ""}
+    n_processes = 0
+
+    # 1. Every cell, replicate after replicate (so that load on the machine
+    #    falls evenly on the cells whose times are compared).
+    for rep in range(replicates):
+        i = 0
+        while i < len(cells):
+            cell = cells[i]
+            say(f"{cell.label}: replicate {rep + 1} of {replicates}")
+            records[cell.id].append(_train(target, cell, work / cell.id / f"rep{rep}"))
+            n_processes += 1
+            if gpu["present"] is None:
+                gpu = _gpu_state(records[cell.id][0])
+                if gpu["present"] and not explicit:
+                    extra = [Cell(det, device="gpu") for det in (False, True)]
+                    cells.extend(extra)
+                    records.update({c.id: [] for c in extra})
+            i += 1
+    missing = [c for c in cells if c.device == "gpu" and not gpu["present"]]
+    if missing:
+        cells = [c for c in cells if c not in missing]
+        gpu["note"] += " The GPU cells asked for were skipped."
+
+    # 2. Within each cell, replicates against the first; each cell against
+    #    the baseline; where replicates differ, the first differing step.
+    results = []
+    base = records[baseline.id][0]
+    for cell in cells:
+        runs = records[cell.id]
+        within = [compare_records(runs[0], r) for r in runs[1:]]
+        states = {w["identical"] for w in within}
+        result = {
+            **cell.to_json(),
+            "seconds": [r.seconds for r in runs],
+            "errors": sorted({r.error for r in runs if r.error}),
+            "replicates": within,
+            "reproducible": None if None in states else states == {True},
+            "first_difference": next(
+                (w for w in within if w["identical"] is False), None
+            ),
+            "vs_baseline": compare_records(base, runs[0]) if cell != baseline else None,
+            "manifest_diff": diff_manifests(base.manifest, runs[0].manifest),
+        }
+        vs = result["vs_baseline"]
+        result["same_as_baseline"] = True if vs is None else vs["identical"]
+        first = result["first_difference"]
+        if localize and first is not None:
+            if first["first_epoch"] == 0:
+                result["localized"] = {
+                    "epoch": 0,
+                    "note": "the initial values differ; see the pitfalls",
+                }
+            else:
+                epoch = first["first_epoch"]
+                say(f"{cell.label}: recording every step of epoch {epoch}")
+                result["localized"] = _localize(
+                    target, cell, first["first_epoch"], work / cell.id / "steps"
+                )
+                n_processes += 2
+        results.append(result)
+    _add_times(results, baseline)
+
+    # 3. The pitfalls, in processes of their own.
+    pitfall_doc = None
+    if pitfalls:
+        from embvar.training.pitfalls import diagnose_pitfalls
+
+        say("checking for the common pitfalls")
+        pitfall_doc = diagnose_pitfalls(
+            target, directory=work / "pitfalls", env=baseline.env()
+        )
+        n_processes += pitfall_doc["processes"]
+
+    verdict = _verdict(results, baseline, gpu, pitfall_doc)
+    recommended = next((c for c in cells if c.id == verdict["recommended"]), None)
+    return {
+        "embvar_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "target": {
+            "label": target.label,
+            "function": target.function,
+            "run_id": target.run_id,
+            "study_run_id": original_id,
+            "seed": target.seed,
+        },
+        "replicates": replicates,
+        "baseline": baseline.id,
+        "manifest": base.manifest,
+        "gpu": gpu,
+        "cells": results,
+        "classes": _classes(results, records),
+        "costs": _factor_costs(results),
+        "verdict": verdict,
+        "recipe": None if recommended is None else _recipe(recommended, target),
+        "pitfalls": pitfall_doc,
+        "processes": n_processes,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _train(target: AuditTarget, cell: Cell, folder: Path, **run: Any) -> RunRecord:
+    request = {
+        "target": target.to_json(),
+        "settings": cell.settings(),
+        "runs": [
+            {"dir": str(folder), "seed": target.seed, "save_steps": "none", **run}
+        ],
+    }
+    error = launch(
+        request, folder.parent / f"{folder.name}-request.json", env=cell.env()
+    )
+    try:
+        return load_record(folder)
+    except Exception:  # the worker died before writing: record why
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "record.json").write_text(
+            json.dumps(
+                {"variables": {}, "epochs": {}, "error": error or "no record written"}
+            )
+        )
+        return load_record(folder)
+
+
+def _localize(target: AuditTarget, cell: Cell, epoch: int, folder: Path) -> dict:
+    a = _train(target, cell, folder / "a", step_epoch=epoch, save_steps="all")
+    b = _train(
+        target,
+        cell,
+        folder / "b",
+        step_epoch=epoch,
+        save_steps="first_difference",
+        reference=str(folder / "a" / "record.json"),
+    )
+    result = compare_steps(a, b)
+    if result.get("identical") is None and "error" in result:
+        return result
+    if result["before"]["identical"] is False:
+        result["note"] = (
+            f"the step reruns already differ at epoch {result['before']['first_epoch']}"
+        )
+    elif result["first_step"] is None:
+        result["note"] = (
+            "the two step reruns agreed at every step of this epoch: "
+            "the difference did not recur"
+        )
+    return result
+
+
+def _gpu_state(record: RunRecord) -> dict[str, Any]:
+    devices = (record.manifest.get("devices") or {}).get("physical", [])
+    gpus = [d for d in devices if d.startswith("GPU")]
+    if gpus:
+        return {"present": True, "devices": gpus, "note": ""}
+    if record.error and not devices:
+        return {"present": None, "note": "unknown: the first run failed"}
+    return {
+        "present": False,
+        "devices": [],
+        "note": "No GPU is visible to TensorFlow here; the GPU cells were skipped.",
+    }
+
+
+def _add_times(results: list[dict], baseline: Cell) -> None:
+    base = next(r for r in results if r["id"] == baseline.id)
+    base_s = _median(base["seconds"])
+    for r in results:
+        r["seconds_median"] = _median(r["seconds"])
+        ok = base_s and r["seconds_median"] and not r["errors"]
+        r["time_ratio"] = r["seconds_median"] / base_s if ok else None
+
+
+def _factor_costs(results: list[dict]) -> dict[str, Any]:
+    """Time with a setting over time without, the others equal (geometric mean)."""
+    cpu = {
+        (r["op_determinism"], r["threads"], r["onednn"]): r
+        for r in results
+        if r["device"] == "cpu" and r["seconds_median"]
+    }
+    factors = {
+        "op_determinism_on": lambda k: ((True, *k[1:]), (False, *k[1:])),
+        "one_thread": lambda k: ((k[0], 1, k[2]), (k[0], None, k[2])),
+        "onednn_on": lambda k: ((*k[:2], True), (*k[:2], False)),
+    }
+    out = {}
+    for name, pair in factors.items():
+        ratios = []
+        for key in cpu:
+            on, off = pair(key)
+            if key == on and off in cpu:
+                ratios.append(cpu[on]["seconds_median"] / cpu[off]["seconds_median"])
+        out[name] = {
+            "ratio": statistics.geometric_mean(ratios) if ratios else None,
+            "pairs": len(ratios),
+        }
+    return out
+
+
+def _classes(
+    results: list[dict], records: dict[str, list[RunRecord]]
+) -> list[list[str]]:
+    """Cells whose first replicates agree bit for bit at every epoch."""
+    groups: dict[str, list[str]] = {}
+    for r in results:
+        rec = records[r["id"]][0]
+        if rec.error:
+            continue
+        key = json.dumps(rec.epochs, sort_keys=True)
+        groups.setdefault(key, []).append(r["id"])
+    return list(groups.values())
+
+
+def _verdict(results, baseline, gpu, pitfall_doc) -> dict[str, Any]:
+    good = [r for r in results if r["reproducible"]]
+    bad = [r for r in results if r["reproducible"] is False]
+    failed = [r for r in results if r["reproducible"] is None]
+    pick = sorted(
+        (r for r in good if r["op_determinism"]), key=lambda r: r["time_ratio"] or 1e9
+    )
+    pick = pick or sorted(good, key=lambda r: r["time_ratio"] or 1e9)
+    sentences = []
+    n = len(results)
+    if good:
+        sentences.append(
+            f"{len(good)} of {n} settings gave bitwise-identical runs in separate "
+            f"processes here: {'; '.join(r['label'] for r in good)}."
+        )
+    for r in bad:
+        fd = r["first_difference"]
+        loc = r.get("localized") or {}
+        where = f"epoch {fd['first_epoch']}"
+        if loc.get("first_step") is not None:
+            where += f", step {loc['first_step']}"
+        worst = max(
+            fd.get("variables", []),
+            key=lambda v: (v["kind"] == "embedding", v.get("max_abs") or 0),
+            default={},
+        )
+        size = (
+            f" (largest difference {worst['max_abs']:.3g}, {worst['max_ulp']} ULP, "
+            f"in {worst['path']})"
+            if worst.get("max_ulp") is not None
+            else ""
+        )
+        sentences.append(f"With {r['label']}, replicates differ from {where}{size}.")
+    for r in failed:
+        sentences.append(f"With {r['label']}, runs failed: {r['errors'][0]}.")
+    same = [r for r in results if r["same_as_baseline"]]
+    if len(same) == n:
+        sentences.append("Every setting gave the same bits as the baseline.")
+    else:
+        others = [r["label"] for r in results if r["same_as_baseline"] is False]
+        sentences.append(
+            f"These settings change the bits relative to the baseline "
+            f"({baseline.label}): {'; '.join(others)}."
+        )
+    if gpu.get("note"):
+        sentences.append(gpu["note"].strip())
+    if pitfall_doc and pitfall_doc["found"]:
+        sentences.append("Pitfalls found: " + ", ".join(pitfall_doc["found"]) + ".")
+    return {
+        "reproducible_cells": [r["id"] for r in good],
+        "non_reproducible_cells": [r["id"] for r in bad],
+        "failed_cells": [r["id"] for r in failed],
+        "recommended": pick[0]["id"] if pick else None,
+        "sentences": sentences,
+    }
+
+
+def _recipe(cell: Cell, target: AuditTarget) -> dict[str, Any]:
+    lines = ["import os"]
+    if cell.onednn is not None:
+        lines.append(
+            f'os.environ["TF_ENABLE_ONEDNN_OPTS"] = "{int(cell.onednn)}"'
+            "  # before TensorFlow is imported"
+        )
+    if cell.device == "cpu":
+        lines.append('os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the CPU, as audited')
+    lines += ["", "import keras", "import tensorflow as tf", ""]
+    if cell.threads:
+        lines.append(
+            f"tf.config.threading.set_intra_op_parallelism_threads({cell.threads})"
+            "  # before any op runs"
+        )
+    if cell.op_determinism:
+        lines.append("tf.config.experimental.enable_op_determinism()")
+    lines += [
+        "",
+        "def run(seed):",
+        "    keras.backend.clear_session()",
+        "    keras.utils.set_random_seed(seed)  # before the model is built",
+        "    model = build_model()  # a fresh model for every run",
+        "    ...  # fit(..., shuffle=False) on an order drawn from",
+        "    #       numpy.random.default_rng(seed), or seed your shuffle",
+    ]
+    note = (
+        "Identical bits hold for the same TensorFlow, Keras and NumPy versions "
+        "on the same kind of CPU with these settings; compare manifests "
+        "(embvar.manifest.diff_manifests) when another machine disagrees."
+    )
+    if target.function == "embvar.training.target:train_spec":
+        note += (
+            " embvar's own runner already seeds each source in this order "
+            "(training/fit.py)."
+        )
+    return {
+        "cell": cell.id,
+        "label": cell.label,
+        "code": "\n".join(lines),
+        "note": note,
+    }
+
+
+def _onednn_in_effect() -> bool:
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return False
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v]
+    return statistics.median(values) if values else None
+
+
+def _json_safe(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def print_audit(
+    document: dict[str, Any], console: Any, path: Path | None = None
+) -> None:
+    """Print an audit's cells, verdict, recipe and pitfalls on a rich console."""
+    from rich.table import Table
+
+    table = Table(title=f"Determinism audit: {document['target']['label']}")
+    for column in (
+        "setting",
+        "replicates identical",
+        "same bits as baseline",
+        "time ratio",
+    ):
+        table.add_column(column)
+    words = {True: "yes", False: "NO", None: "failed"}
+    for c in document["cells"]:
+        where = ""
+        fd = c.get("first_difference")
+        if fd:
+            loc = c.get("localized") or {}
+            where = f" (from epoch {fd['first_epoch']}"
+            where += (
+                f", step {loc['first_step']})"
+                if loc.get("first_step") is not None
+                else ")"
+            )
+        ratio = f"{c['time_ratio']:.2f}" if c.get("time_ratio") else "-"
+        table.add_row(
+            c["label"],
+            words[c["reproducible"]] + where,
+            "-" if c["vs_baseline"] is None else words[c["same_as_baseline"]],
+            ratio,
+        )
+    console.print(table)
+    for sentence in document["verdict"]["sentences"]:
+        console.print(sentence, markup=False)
+    pits = document.get("pitfalls") or {}
+    for p in pits.get("pitfalls", []):
+        if p["found"]:
+            console.print(
+                f"pitfall: {p['title']}: {p['cause']} Fix: {p['fix']}", markup=False
+            )
+    if pits.get("unexplained"):
+        console.print(pits["unexplained"], markup=False)
+    recipe = document.get("recipe")
+    if recipe:
+        console.print(f"\nTo reproduce ({recipe['label']}):", markup=False)
+        console.print(recipe["code"], markup=False, highlight=False)
+    if path is not None:
+        console.print(f"\nwritten: {path}", markup=False)
