@@ -156,19 +156,38 @@ class Recorder:
 
     def end_step(self, state: Any) -> None:
         """Record the state after one training step, if this epoch is audited."""
-        if not self.started:
-            self.start(state)
+        self._check_started("end_step")
         if self.step_epoch == self.epoch + 1:
             self._snapshot(state, "step", self.step)
         self.step += 1
 
     def end_epoch(self, state: Any) -> None:
         """Record the state after an epoch."""
-        if not self.started:
-            self.start(state)
+        self._check_started("end_epoch")
         self.epoch += 1
         self.step = 0
         self._snapshot(state, "epoch", self.epoch)
+
+    def record_snapshots(self, snapshots: Mapping[int, Mapping[str, Any]]) -> None:
+        """Record ``{epoch: {name: array}}`` snapshots taken by the run itself.
+
+        For training that no callback can see (a model outside Keras): the
+        epochs are recorded in order, epoch 0 first, without steps.
+        """
+        for epoch in sorted(snapshots):
+            if epoch == 0:
+                self.start(dict(snapshots[epoch]))
+            elif self.started:
+                self.epoch = epoch - 1
+                self.end_epoch(dict(snapshots[epoch]))
+
+    def _check_started(self, call: str) -> None:
+        if not self.started:
+            raise TrainingError(
+                f"recorder.{call}() was called before recorder.start(model); call "
+                "start with the model before the first training step, so that "
+                "epoch 0 holds the initial values."
+            )
 
     def entity_ids(self, table: str, ids: Any) -> None:
         """Record which entity each row of ``table`` holds, as digests.

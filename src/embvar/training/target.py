@@ -131,6 +131,13 @@ def train_spec(recorder: Any, seed: int | None, spec: str) -> None:
         with the one it derives at the spec's levels (``seed`` as root).
     spec : str
         The RunSpec as JSON.
+
+    Notes
+    -----
+    Every Keras variable is recorded through ``recorder.callback()``, which
+    the runner passes to each ``fit``. Where nothing reached it (a custom
+    training hook that ignores ``epoch.callbacks``, a gensim model), the
+    run's embedding snapshots are recorded instead, without optimizer state.
     """
     from embvar.data.prepared import prepare_data
     from embvar.execution.task import run_task
@@ -140,9 +147,17 @@ def train_spec(recorder: Any, seed: int | None, spec: str) -> None:
     if seed is not None:
         run = run.model_copy(update={"seeds": source_seeds(seed, run.levels)})
     data = prepare_data(run.data, run.seeds["split"])
-    recorder.entity_ids("user_embedding", data.interactions.user_ids)
-    recorder.entity_ids("item_embedding", data.interactions.item_ids)
+    interactions = getattr(data, "interactions", None)
+    if interactions is not None:
+        recorder.entity_ids("user_embedding", interactions.user_ids)
+        recorder.entity_ids("item_embedding", interactions.item_ids)
+    elif getattr(data, "words", None) is not None:
+        recorder.entity_ids("words", data.words)
     result = run_task(run.model_dump_json(), callbacks=[recorder.callback()])
+    if not recorder.started:
+        # A training hook that passed no callbacks to Keras, or a model
+        # trained outside Keras (gensim): the run's own table snapshots.
+        recorder.record_snapshots(result.snapshots)
     if getattr(result, "status", "done") != "done":
         raise RuntimeError(f"the run diverged: {result.diverged}")
 
