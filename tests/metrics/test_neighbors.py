@@ -123,3 +123,9 @@ def test_neighbor_sets_approx_reports_recall(clustered):
 def test_neighbor_sets_row_mismatch_names_runs():
     with pytest.raises(ShapeMismatchError, match="^every table must have one row"):
         neighbor_sets([np.ones((4, 2)), np.ones((5, 2))], k=2, names=["a", "b"])
+
+
+def test_neighbor_overlap_missing_entries_never_count():
+    A = np.array([[3, -1, -1]])
+    B = np.array([[3, 4, -1]])
+    assert neighbor_overlap(A, B).tolist() == [1 / 3]

@@ -191,7 +191,9 @@ def neighbor_overlap(
     ----------
     indices_a, indices_b : array-like of shape (n_entities, k)
         Neighbour indices of the same entities in two runs, e.g. from
-        :func:`knn_indices`. Each row must hold distinct indices.
+        :func:`knn_indices`. Each row must hold distinct indices; negative
+        entries (an approximate search that found fewer than k) count as
+        not shared.
     kind : {"overlap", "jaccard"}, default="overlap"
         ``"overlap"`` is ``|A ∩ B| / k``; ``"jaccard"`` is
         ``|A ∩ B| / |A ∪ B|``.
@@ -217,9 +219,11 @@ def neighbor_overlap(
     k = A.shape[1]
 
     # Count shared indices: in the sorted union of two rows of distinct
-    # values, each shared value appears as two equal neighbours.
+    # values, each shared value appears as two equal neighbours. Negative
+    # entries mark missing neighbours and never count.
     both = np.sort(np.concatenate([A, B], axis=1), axis=1)
-    shared = np.count_nonzero(both[:, 1:] == both[:, :-1], axis=1)
+    equal = (both[:, 1:] == both[:, :-1]) & (both[:, 1:] >= 0)
+    shared = np.count_nonzero(equal, axis=1)
     if kind == "overlap":
         return shared / k
     return shared / (2 * k - shared)
@@ -281,10 +285,9 @@ def knn_overlap(
     1.0
     """
     X, Y = check_pair(X, Y, same_dim=False, min_rows=2)
-    options = dict(metric=metric, method=method, n_threads=n_threads)
-    return neighbor_overlap(
-        knn_indices(X, k, **options), knn_indices(Y, k, **options), kind=kind
-    )
+    found_x = knn_indices(X, k, metric=metric, method=method, n_threads=n_threads)
+    found_y = knn_indices(Y, k, metric=metric, method=method, n_threads=n_threads)
+    return neighbor_overlap(found_x, found_y, kind=kind)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,8 @@ __all__ = [
     "prediction_disagreement",
 ]
 
-# Users scored per block: the block's scores (users x items, float64) stay
-# a few tens of MB for catalogues of 100k items.
-_BLOCK_USERS = 256
+# Scores held at once (users x items, float64): 128 MB.
+_BLOCK_SCORES = 2**24
 
 
 def topk_items(
@@ -85,8 +84,9 @@ def topk_items(
 
     out = np.empty((n_users, k), dtype=np.int64)
     Vt = np.asarray(V, np.float64).T
-    for start in range(0, n_users, _BLOCK_USERS):
-        stop = min(start + _BLOCK_USERS, n_users)
+    block_users = max(1, _BLOCK_SCORES // n_items)
+    for start in range(0, n_users, block_users):
+        stop = min(start + block_users, n_users)
 
         # Scores of the block, with seen items pushed below every other.
         scores = np.asarray(U[start:stop], np.float64) @ Vt
