@@ -13,6 +13,13 @@ are committed in one transaction after every file of the run is in place.
 A reader only follows index rows of finished runs, so it never sees a
 partial file. Nothing is ever unpickled: every load uses
 ``allow_pickle=False``.
+
+Several processes may work in one directory at once: a run is claimed in
+the index before it is trained, with a lease that its claimant renews
+(:class:`LeaseKeeper`) and that expires if the claimant dies, and a run is
+recorded only by the process that holds its claim. Temporary files carry
+their writer's host and process id, so one process never deletes another's
+file while it is being written.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,8 +44,18 @@ import numpy as np
 
 from embvar import __version__
 from embvar.errors import DataError, StoreError, StoreVersionError
+from embvar.faults import cut_and_kill, fault_point, kill_soon
 
-__all__ = ["Store", "RunRecord", "SCHEMA_VERSION", "save_array", "load_array"]
+__all__ = [
+    "Store",
+    "RunRecord",
+    "LeaseKeeper",
+    "SCHEMA_VERSION",
+    "save_array",
+    "load_array",
+    "write_text_atomic",
+    "temporary_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +101,10 @@ CREATE TABLE IF NOT EXISTS history (
 
 FINISHED = ("done", "diverged")
 
+# What run ids and table names may be: they become file names.
+_RUN_ID = re.compile(r"[0-9a-f]{16}")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -106,26 +129,96 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_array(path: Path, array: np.ndarray) -> str:
-    """Write ``array`` to ``path`` atomically; return the file's SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}.npy"
+# Temporary files are named .tmp-<host>-<pid>-<random><suffix>, so that
+# remove_temporaries can tell a dead writer's leftovers from a live one's.
+_HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# A temporary of another host (or of an older embvar) this old is a leftover.
+_STALE_TEMPORARY_S = 600.0
+
+
+def temporary_path(folder: Path, suffix: str = "") -> Path:
+    """Return a fresh hidden temporary name in ``folder``, tagged with its writer."""
+    return folder / f".tmp-{_HOST_TAG}-{os.getpid()}-{uuid.uuid4().hex[:12]}{suffix}"
+
+
+def _writer_alive(tmp: Path, now: float) -> bool:
+    parts = tmp.name.split("-")
+    if len(parts) >= 4 and parts[1] == _HOST_TAG and parts[2].isdigit():
+        return _pid_alive(int(parts[2]))
     try:
+        return now - tmp.stat().st_mtime < _STALE_TEMPORARY_S
+    except OSError:
+        return False
+
+
+def save_array(path: Path, array: np.ndarray) -> str:
+    """Write ``array`` to ``path`` atomically; return the file's SHA-256.
+
+    The bytes go to a temporary name in the same folder, are flushed to
+    disk, then renamed over ``path``: a reader sees the old file or the new
+    one, never a part.
+
+    Raises
+    ------
+    StoreError
+        If the file cannot be written (a full disk, no permission).
+    """
+    tmp = temporary_path(path.parent, ".npy")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
+            cut_and_kill("array-write", f)  # testing hook, see embvar.faults
             f.flush()
             os.fsync(f.fileno())
         digest = _sha256(tmp)
+        fault_point("array-rename")
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise StoreError(f"cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
+        raise StoreError(
+            f"cannot write {str(path)!r}: {exc.strerror or exc}; free some space "
+            "(or fix the permissions) and run the same command again to resume."
+        ) from exc
     return digest
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, like :func:`save_array`."""
+    path = Path(path)
+    tmp = temporary_path(path.parent, path.suffix)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(
+            f"cannot write {str(path)!r}: {exc.strerror or exc}; free some space "
+            "(or fix the permissions) and run the same command again."
+        ) from exc
+
+
 def load_array(path: Path, sha256: str | None = None) -> np.ndarray:
-    """Load a ``.npy`` file without unpickling, checking its SHA-256 if given."""
+    """Load a ``.npy`` file without unpickling, checking its SHA-256 if given.
+
+    Raises
+    ------
+    DataError
+        If the file is not a ``.npy`` file of a plain numeric or string
+        array: a pickle, an object array, an ``.npz`` archive, a truncated
+        file. Pickled data is refused before any of it is unpickled.
+    StoreError
+        If the file cannot be read or does not match ``sha256``.
+    """
+    expected = (
+        "is not a plain .npy array; it must be a .npy file of numbers or strings "
+        "(pickled objects are never loaded)"
+    )
     try:
         if sha256 is not None and _sha256(path) != sha256:
             raise StoreError(
@@ -133,11 +226,16 @@ def load_array(path: Path, sha256: str | None = None) -> np.ndarray:
                 "the file changed after it was written. Delete the run's "
                 "folder and rerun the study to retrain it."
             )
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise DataError(f"{str(path)!r} is not a plain .npy array: {exc}.") from exc
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        raise DataError(f"{str(path)!r} {expected}; got: {exc}.") from exc
     except OSError as exc:
-        raise StoreError(f"cannot read {str(path)!r}: {exc}.") from exc
+        raise StoreError(f"cannot read {str(path)!r}: {exc.strerror or exc}.") from exc
+    if not isinstance(array, np.ndarray):
+        with contextlib.suppress(Exception):
+            array.close()
+        raise DataError(f"{str(path)!r} {expected}; got an .npz archive.")
+    return array
 
 
 class Store:
@@ -162,31 +260,59 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(index, timeout=60, isolation_level=None)
+            # The version is checked before anything is written, so an index
+            # of another version is left exactly as it was.
+            self._check_version()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._stamp_version()
+        except StoreVersionError:
+            self._db.close()
+            raise
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the run store in {str(self.root)!r}: {exc}.") from exc
-        self._check_version()
+            raise StoreError(
+                f"cannot open the run store in {str(self.root)!r}: {exc}; it must be "
+                "a directory embvar can write, holding an index embvar wrote."
+            ) from exc
 
     # -- schema -------------------------------------------------------------
 
     def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        tables = {r[0] for r in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        row = None
+        if "meta" in tables:
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None and tables:
+            raise StoreVersionError(
+                f"the index in {str(self.root)!r} holds tables "
+                f"({', '.join(sorted(tables))}) but no embvar schema version, so "
+                "another program or an unknown embvar version wrote it; give "
+                "another directory. The directory was not changed."
+            )
         if row is None:
-            with self.transaction() as db:
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                           (str(SCHEMA_VERSION),))
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('embvar_version', ?)",
-                           (__version__,))
             return
         if row[0] != str(SCHEMA_VERSION):
+            wrote = self._db.execute(
+                "SELECT value FROM meta WHERE key='embvar_version'").fetchone()
+            writer = f"embvar {wrote[0]}" if wrote else "another embvar version"
             raise StoreVersionError(
-                f"the store in {str(self.root)!r} has index schema version {row[0]}, "
-                f"and this embvar ({__version__}) reads version {SCHEMA_VERSION}; "
-                "open it with the embvar version that wrote it, or rerun the study "
-                "into a new directory."
+                f"the store in {str(self.root)!r} has index schema version {row[0]} "
+                f"(written by {writer}), and this embvar ({__version__}) reads "
+                f"version {SCHEMA_VERSION}. To migrate, rerun the study into a new "
+                "directory with this version (`embvar study STUDY --dir NEW_DIR`); "
+                f"to read the old results as they are, install {writer} "
+                "(`pip install embvar==VERSION`). The directory was not changed."
             )
+
+    def _stamp_version(self) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('embvar_version', ?)",
+                       (__version__,))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -197,8 +323,16 @@ class Store:
             raise StoreError(f"cannot write the index in {str(self.root)!r}: {exc}.") from exc
         try:
             yield self._db
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise StoreError(
+                f"cannot write the index in {str(self.root)!r}: {exc}; nothing of "
+                "this step was recorded (a full disk? free some space and rerun)."
+            ) from exc
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
             raise
         else:
             try:
@@ -259,6 +393,29 @@ class Store:
             )
             return cur.rowcount == 1
 
+    def renew_claims(self, owner: str, lease_s: float = 600.0) -> int:
+        """Extend every lease ``owner`` holds by ``lease_s``; return how many."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE runs SET lease_until=? WHERE claimed_by=? AND status='running'",
+                (time.time() + lease_s, owner))
+            return cur.rowcount
+
+    def claimable_ids(self) -> set[str]:
+        """Runs a process may claim now: pending, failed, or with a lapsed lease."""
+        rows = self._db.execute(
+            "SELECT run_id FROM runs WHERE status IN ('pending', 'failed') OR "
+            "(status='running' AND (lease_until IS NULL OR lease_until<?))",
+            (time.time(),))
+        return {r[0] for r in rows}
+
+    def held_ids(self) -> set[str]:
+        """Runs being trained now under a lease that has not lapsed."""
+        rows = self._db.execute(
+            "SELECT run_id FROM runs WHERE status='running' AND lease_until>=?",
+            (time.time(),))
+        return {r[0] for r in rows}
+
     def release_dead_claims(self) -> int:
         """Give back runs claimed by processes of this host that no longer exist.
 
@@ -290,23 +447,73 @@ class Store:
                 ("failed" if error else "pending", error, run_id),
             )
 
-    def save_run(self, result: Any) -> None:
+    def save_run(self, result: Any, owner: str | None = None) -> bool:
         """Write a finished run's snapshots and history, then mark it finished.
 
         Files first (each atomic), then one transaction for every index row:
         a crash in between leaves the run unfinished, to be redone.
+
+        Parameters
+        ----------
+        result : RunResult
+        owner : str, optional
+            The claimant recording the run. If given, the run is recorded
+            only while ``owner`` still holds its claim; a claimant that lost
+            it (its lease lapsed and another process took the run) writes
+            nothing and gets False.
+
+        Returns
+        -------
+        bool
+            True if the run was recorded.
         """
-        run_dir = self.root / "snapshots" / result.run_id
-        rows = []
-        for epoch, tables in sorted(result.snapshots.items()):
-            for name, array in tables.items():
-                array = np.ascontiguousarray(array, dtype=np.float32)
-                path = run_dir / f"{epoch:04d}-{name}.npy"
-                digest = save_array(path, array)
-                rel = str(path.relative_to(self.root))
-                rows.append((result.run_id, epoch, name, rel, digest, json.dumps(array.shape)))
+        run_id = _check_run_id(result.run_id)
+        if owner is not None and not self._holds(run_id, owner):
+            logger.warning("run %s is no longer claimed by %s; not recording it",
+                           run_id, owner)
+            return False
+        run_dir = self.root / "snapshots" / run_id
+        rows, written = [], []
+        try:
+            for epoch, tables in sorted(result.snapshots.items()):
+                for name, array in tables.items():
+                    array = np.ascontiguousarray(array, dtype=np.float32)
+                    path = run_dir / f"{int(epoch):04d}-{_check_table_name(name)}.npy"
+                    digest = save_array(path, array)
+                    written.append(path)
+                    rel = str(path.relative_to(self.root))
+                    shape = json.dumps(array.shape)
+                    rows.append((run_id, epoch, name, rel, digest, shape))
+            recorded = self._record_run(result, rows, owner)
+        except BaseException:
+            # Nothing in the index points at these files; leave no trace.
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        fault_point("after-commit")  # testing hook, see embvar.faults
+        if not recorded:
+            logger.warning("run %s was taken over by another process while it was "
+                           "saved; not recording it", run_id)
+            return False
+        keep = {Path(r[3]).name for r in rows}
+        for stale in run_dir.glob("*.npy"):
+            if stale.name not in keep:
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+        return True
+
+    def _holds(self, run_id: str, owner: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM runs WHERE run_id=? AND status='running' AND claimed_by=?",
+            (run_id, owner)).fetchone()
+        return row is not None
+
+    def _record_run(self, result: Any, rows: list[tuple], owner: str | None) -> bool:
         div = result.diverged or {}
         with self.transaction() as db:
+            if owner is not None and not self._holds(result.run_id, owner):
+                return False
             db.execute("DELETE FROM snapshots WHERE run_id=?", (result.run_id,))
             db.execute("DELETE FROM history WHERE run_id=?", (result.run_id,))
             db.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
@@ -321,6 +528,8 @@ class Store:
                 (result.status, time.time(), result.seconds, div.get("epoch"),
                  div.get("step"), result.run_id),
             )
+            kill_soon("index-commit")  # testing hook: dies inside the COMMIT
+        return True
 
     def runs(self, status: str | tuple[str, ...] | None = None) -> list[RunRecord]:
         """Return the index's runs, in the order they were planned."""
@@ -364,7 +573,7 @@ class Store:
         cur = self._db.execute(
             "SELECT tbl, path, sha256 FROM snapshots WHERE run_id=? AND epoch=?",
             (run_id, epoch))
-        tables = {name: load_array(self.root / path, digest if verify else None)
+        tables = {name: load_array(self._inside(path), digest if verify else None)
                   for name, path, digest in cur}
         if not tables:
             raise StoreError(f"run {run_id!r} has no snapshot at epoch {epoch}.")
@@ -375,18 +584,105 @@ class Store:
         return list(self._db.execute(
             "SELECT run_id, epoch, tbl, path, sha256 FROM snapshots ORDER BY run_id, epoch"))
 
+    def _inside(self, rel: str) -> Path:
+        """Return the index's snapshot path ``rel``; refuse one outside the store."""
+        base = (self.root / "snapshots").resolve()
+        path = (self.root / rel).resolve()
+        if not path.is_relative_to(base):
+            raise StoreError(
+                f"the index in {str(self.root)!r} points at {rel!r}, outside its "
+                "snapshots folder; it was not written by embvar. Refusing to read it."
+            )
+        return path
+
     def remove_temporaries(self) -> int:
-        """Delete temporary files left by a writer that died; return the count."""
-        n = 0
-        for tmp in (self.root / "snapshots").glob("*/.tmp-*"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                n += 1
+        """Delete temporary files left by writers that died; return the count.
+
+        A temporary of a live process (another study process working in the
+        same directory) is left alone.
+        """
+        n, now = 0, time.time()
         for tmp in self.root.glob("**/.tmp-*"):
+            if _writer_alive(tmp, now):
+                continue
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 n += 1
         return n
+
+
+class LeaseKeeper:
+    """Renew the leases of one claimant from a background thread.
+
+    A run is claimed with a lease; a process that trains for longer than the
+    lease keeps its claims by renewing them every ``lease_s / 3`` seconds,
+    so no other process takes over a run that is still being trained,
+    however long it is queued or trains. If the process dies, renewals stop
+    and its claims lapse after at most ``lease_s``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The study directory.
+    owner : str
+        The claimant, as given to :meth:`Store.claim`.
+    lease_s : float
+        The lease each renewal grants.
+
+    Examples
+    --------
+    >>> with LeaseKeeper(store.root, owner, lease_s=600):  # doctest: +SKIP
+    ...     executor.run(tasks, on_result)
+    """
+
+    def __init__(self, root: str | Path, owner: str, lease_s: float = 600.0):
+        self.root, self.owner, self.lease_s = Path(root), owner, float(lease_s)
+        self.renewals = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="embvar-lease",
+                                        daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        # SQLite connections belong to one thread: this one opens its own.
+        db = sqlite3.connect(self.root / "index.sqlite", timeout=60,
+                             isolation_level=None)
+        try:
+            while not self._stop.wait(self.lease_s / 3):
+                try:
+                    db.execute(
+                        "UPDATE runs SET lease_until=? WHERE claimed_by=? AND "
+                        "status='running'", (time.time() + self.lease_s, self.owner))
+                    self.renewals += 1
+                except sqlite3.Error as exc:  # retried at the next beat
+                    logger.warning("cannot renew the leases of %s: %s", self.owner, exc)
+        finally:
+            db.close()
+
+
+def _check_run_id(run_id: str) -> str:
+    if not _RUN_ID.fullmatch(str(run_id)):
+        raise StoreError(
+            f"a run id must be 16 lowercase hexadecimal digits (a RunSpec hash); "
+            f"got run_id={run_id!r}."
+        )
+    return run_id
+
+
+def _check_table_name(name: str) -> str:
+    if not _TABLE_NAME.fullmatch(str(name)):
+        raise StoreError(
+            "a table name must be letters, digits and underscores; "
+            f"got table={name!r}."
+        )
+    return name
 
 
 def _pid_alive(pid: int) -> bool:

@@ -5,6 +5,13 @@ construction: the plan is registered in the store's index, a run is claimed
 before it is trained and marked finished in the same transaction that
 records its files, so a study that dies (Ctrl-C, a kill, a crash) is
 started again with the same call, and only unfinished runs are trained.
+
+Every input (the study file, the data, pretrained tables, the size limits)
+is checked before the study directory is touched, so bad input leaves it
+as it was. Two processes may run one study in one directory: the first to
+claim a run trains it, under a lease it renews; the other waits for those
+runs, takes over any whose claimant dies, and both end with the study
+complete and no run trained twice.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +30,14 @@ from typing import Any
 from embvar.config import RunSpec, Study, load_study, plan_runs
 from embvar.data.prepared import PreparedData, prepare_data, save_prepared
 from embvar.errors import ConfigError, EmbvarError
-from embvar.store import Store
+from embvar.store import LeaseKeeper, Store
 
 __all__ = ["StudyOutcome", "run_study", "default_directory", "open_study"]
 
 logger = logging.getLogger(__name__)
+
+# How often a process waiting for another's runs looks at the index again.
+_POLL_S = 1.0
 
 
 @dataclass
@@ -56,15 +67,56 @@ def open_study(
     return study, plan_runs(study)
 
 
-def prepare_all(specs: list[RunSpec], store: Store) -> dict[str, PreparedData]:
-    """Prepare (and save, or check against the saved copy) each data variant."""
+def prepare_all(specs: list[RunSpec], store: Store | None = None) -> dict[str, PreparedData]:
+    """Prepare each data variant; with a store, save it (or check the saved copy)."""
     prepared: dict[str, PreparedData] = {}
     for spec in specs:
         data = prepare_data(spec.data, spec.seeds["split"])
         if data.key not in prepared:
-            save_prepared(data, store.root / "data" / data.key)
+            if store is not None:
+                save_prepared(data, store.root / "data" / data.key)
             prepared[data.key] = data
     return prepared
+
+
+def check_inputs(specs: list[RunSpec], prepared: dict[str, PreparedData]) -> None:
+    """Reject what would fail later: tables above the limit, bad pretrained files.
+
+    Raises
+    ------
+    ConfigError, DataError
+        Naming the run's setting, what it must be and what it is.
+    """
+    import numpy as np
+
+    from embvar.data.prepared import data_key
+    from embvar.errors import NonFiniteError
+    from embvar.limits import check_table_size
+
+    seen: set[tuple[str, str, int]] = set()
+    for spec in specs:
+        data = prepared[data_key(spec.data, spec.seeds["split"])]
+        inter, dim = data.interactions, spec.model.dim
+        where = f" (model.dim={dim}, data {inter.name or spec.data.source!r})"
+        check_table_size("user_embedding", inter.n_users, dim, context=where)
+        check_table_size("item_embedding", inter.n_items, dim, context=where)
+        ref = spec.model.pretrained
+        if spec.model.initializer != "pretrained" or ref in (None, "holdout"):
+            continue
+        if (ref, data.key, dim) in seen:
+            continue
+        seen.add((ref, data.key, dim))
+        from embvar.models.pretrained import load_pretrained
+
+        tables = load_pretrained(ref, inter, dim)
+        for role, table in (("user", tables.user), ("item", tables.item)):
+            if table is not None and np.isinf(table).any():
+                bad = int(np.isinf(table).any(axis=1).sum())
+                raise NonFiniteError(
+                    f"model.pretrained={ref!r}: the {role} table must hold finite "
+                    f"numbers (NaN marks a row it does not cover); {bad} of "
+                    f"{len(table)} rows hold inf."
+                )
 
 
 def run_study(
@@ -76,6 +128,7 @@ def run_study(
     executor: Any = None,
     progress: bool = False,
     analyze: bool = True,
+    lease_s: float = 600.0,
 ) -> StudyOutcome:
     """Train every unfinished run of a study and write its report.
 
@@ -97,6 +150,11 @@ def run_study(
         Show a progress bar on the terminal.
     analyze : bool
         Analyse the finished runs and write ``report.json``.
+    lease_s : float
+        How long a claim on a run lasts without renewal. This process renews
+        its claims every ``lease_s / 3`` seconds while it works; a run whose
+        claimant died is taken back at once on the same host, and after at
+        most ``lease_s`` by a process on another host.
 
     Returns
     -------
@@ -109,6 +167,9 @@ def run_study(
     """
     study, specs = open_study(source, quick=quick)
     directory = Path(directory) if directory is not None else default_directory(study, quick)
+    # Every input is checked before the directory is created or changed.
+    prepared = prepare_all(specs)
+    check_inputs(specs, prepared)
     store = Store(directory)
     try:
         saved = store.get_meta("study_name")
@@ -123,16 +184,37 @@ def run_study(
         removed = store.remove_temporaries()
         if removed:
             logger.info("removed %d temporary files left by an earlier crash", removed)
-        prepare_all(specs, store)
+        for data in prepared.values():
+            save_prepared(data, store.root / "data" / data.key)
         store.register(specs)
         if store.release_dead_claims():
             logger.info("took back runs claimed by processes that died")
 
         finished = store.finished_ids()
-        todo = [s for s in specs if s.run_id not in finished]
         outcome = StudyOutcome(study=study, directory=directory, planned=len(specs),
-                               skipped=len(specs) - len(todo))
-        _train(store, todo, outcome, workers=workers, executor=executor, progress=progress)
+                               skipped=sum(s.run_id in finished for s in specs))
+        tried: set[str] = set()
+        waiting = False
+        while True:
+            # Claim what nobody holds; wait for runs another live process
+            # holds; take over those whose claimant died.
+            finished = store.finished_ids()
+            todo = [s for s in specs if s.run_id not in finished and s.run_id not in tried]
+            claimable = store.claimable_ids()
+            mine = [s for s in todo if s.run_id in claimable]
+            if mine:
+                tried |= _train(store, mine, outcome, workers=workers, executor=executor,
+                                progress=progress, lease_s=lease_s)
+                continue
+            held = store.held_ids() & {s.run_id for s in todo}
+            if not held:
+                break
+            if not waiting:
+                logger.warning("%d runs are being trained by another process; "
+                               "waiting for them to finish", len(held))
+                waiting = True
+            time.sleep(_POLL_S)
+            store.release_dead_claims()
 
         if analyze:
             from embvar.report.document import write_report
@@ -176,15 +258,16 @@ class _GracefulInterrupt:
 
 
 def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers: int,
-           executor: Any, progress: bool) -> None:
+           executor: Any, progress: bool, lease_s: float = 600.0) -> set[str]:
+    """Claim and train ``todo``; return the ids of the runs this call claimed."""
     if not todo:
-        return
+        return set()
     if executor is None:
         from embvar.execution.local import LocalExecutor
 
         executor = LocalExecutor(workers=workers)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    claimed = [s for s in todo if store.claim(s.run_id, owner)]
+    claimed = [s for s in todo if store.claim(s.run_id, owner, lease_s=lease_s)]
     by_id = {s.run_id: s for s in claimed}
     pending = set(by_id)
 
@@ -196,8 +279,8 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
             outcome.failed[run_id] = message
             logger.error("run %s failed: %s", run_id, message)
             return
-        store.save_run(result)
-        outcome.trained.append(run_id)
+        if store.save_run(result, owner):
+            outcome.trained.append(run_id)
 
     from embvar.report.progress import StudyProgress
 
@@ -215,7 +298,7 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
     bar = StudyProgress(total=len(claimed), enabled=progress,
                         done=outcome.skipped, planned=outcome.planned)
     try:
-        with bar, interrupt:
+        with bar, interrupt, LeaseKeeper(store.root, owner, lease_s):
             executor.run(
                 [(s.run_id, s.model_dump_json()) for s in claimed],
                 on_result_checked,
@@ -227,3 +310,4 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
         # so the next start (or another process) trains it.
         for run_id in pending:
             store.release(run_id)
+    return set(by_id)

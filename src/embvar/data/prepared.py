@@ -94,7 +94,8 @@ def save_prepared(data: PreparedData, folder) -> None:
     from pathlib import Path
 
     from embvar.errors import DataError
-    from embvar.store import load_array, save_array
+    from embvar.faults import fault_point
+    from embvar.store import load_array, save_array, write_text_atomic
 
     folder = Path(folder)
     meta_path = folder / "meta.json"
@@ -109,7 +110,14 @@ def save_prepared(data: PreparedData, folder) -> None:
         "n_test": int(len(data.split.test)),
     }
     if meta_path.is_file():
-        saved = json.loads(meta_path.read_text())
+        try:
+            saved = json.loads(meta_path.read_text(encoding="utf-8"))
+            saved["fingerprint"], saved["name"]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise DataError(
+                f"{str(meta_path)!r} must be the JSON record embvar wrote of the "
+                f"study's data; it cannot be read ({exc!r}). Use a new study directory."
+            ) from exc
         if saved["fingerprint"] != meta["fingerprint"] or not np.array_equal(
             load_array(folder / "train.npy"), data.split.train
         ):
@@ -125,7 +133,7 @@ def save_prepared(data: PreparedData, folder) -> None:
     save_array(folder / "train.npy", data.split.train)
     save_array(folder / "test.npy", data.split.test)
     labels = {k: v.tolist() for k, v in inter.item_labels.items()}
-    (folder / "labels.json").write_text(json.dumps(labels))
-    tmp = folder / ".tmp-meta.json"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(meta_path)
+    write_text_atomic(folder / "labels.json", json.dumps(labels))
+    fault_point("prepare")  # testing hook, see embvar.faults
+    # meta.json last: its presence says the folder is complete.
+    write_text_atomic(meta_path, json.dumps(meta, indent=1))

@@ -14,6 +14,7 @@ Rows the source does not cover keep the fallback (uniform) initializer.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from embvar.config import DataSpec
 from embvar.data.interactions import Interactions
 from embvar.data.prepared import data_key
-from embvar.errors import ConfigError, ShapeMismatchError
+from embvar.errors import ConfigError, DataError, ShapeMismatchError
 from embvar.models.factorization import Pretrained
 from embvar.store import Store, load_array
 
@@ -50,9 +51,20 @@ def load_pretrained(ref: str, data: Interactions, dim: int) -> Pretrained:
             f"model.pretrained must be a .npy/.npz file or 'STORE_DIR:RUN_ID'; "
             f"got model.pretrained={ref!r}, which does not exist."
         )
+    if path.suffix not in (".npy", ".npz"):
+        raise ConfigError(
+            f"model.pretrained must be a .npy/.npz file or 'STORE_DIR:RUN_ID'; "
+            f"got model.pretrained={ref!r}, a {path.suffix or 'suffix-less'} file."
+        )
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            parts = {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                parts = {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(
+                f"model.pretrained={ref!r} must be an .npz archive of plain arrays "
+                f"(pickled objects are never loaded); got: {exc}."
+            ) from exc
         user = _aligned(parts, "user", data.user_ids, dim, ref)
         item = _aligned(parts, "item", data.item_ids, dim, ref)
         return Pretrained(user=user, item=item)

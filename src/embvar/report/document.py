@@ -18,7 +18,7 @@ import numpy as np
 from embvar import __version__
 from embvar.config import DataSpec, RunSpec, Study
 from embvar.data.prepared import PreparedData, prepare_data
-from embvar.store import Store
+from embvar.store import Store, write_text_atomic
 
 __all__ = ["build_report", "write_report", "read_report", "to_json_safe", "REPORT_NAME"]
 
@@ -110,9 +110,8 @@ def write_report(store: Store, study: Study, specs: list[RunSpec]) -> tuple[dict
     """Build the report, write it atomically to ``report.json`` and ``report.html``."""
     report = build_report(store, study, specs)
     path = store.root / REPORT_NAME
-    tmp = store.root / f".tmp-{REPORT_NAME}"
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False), encoding="utf-8")
-    tmp.replace(path)
+    # A unique temporary name: two processes finishing one study may both write.
+    write_text_atomic(path, json.dumps(report, indent=1, allow_nan=False))
     from embvar.report.html import HTML_NAME, write_html
 
     write_html(report, store.root / HTML_NAME)
