@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from embvar.analysis.groups import stats
 from embvar.errors import DataError
 from embvar.metrics import (
     angular_shape_distance,
@@ -35,7 +36,7 @@ from embvar.metrics import (
 )
 
 __all__ = [
-    "stats",
+    "finite_stats",
     "align_tables",
     "table_levels",
     "entity_summary",
@@ -62,19 +63,9 @@ _PAIR_FUNCTIONS = {
 }
 
 
-def stats(values: Sequence[float]) -> dict[str, Any]:
-    """Mean, standard deviation (ddof=1), min, max and count of finite values."""
-    a = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return {"n": 0, "mean": None, "sd": None, "min": None, "max": None}
-    return {
-        "n": int(a.size),
-        "mean": float(a.mean()),
-        "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-        "min": float(a.min()),
-        "max": float(a.max()),
-    }
+def finite_stats(values: Sequence[float | None]) -> dict[str, Any]:
+    """:func:`embvar.analysis.groups.stats` of the finite values (None, NaN out)."""
+    return stats([v for v in values if v is not None and np.isfinite(v)])
 
 
 def align_tables(
@@ -204,8 +195,10 @@ def table_levels(
         for i, (a, b) in enumerate(pair_index)
     ]
     return {
-        "parameters": {m: stats(values[m]) for m in _PARAMETERS if m in values},
-        "geometry": {m: stats(v) for m, v in values.items() if m not in _PARAMETERS},
+        "parameters": {m: finite_stats(values[m]) for m in _PARAMETERS if m in values},
+        "geometry": {
+            m: finite_stats(v) for m, v in values.items() if m not in _PARAMETERS
+        },
         "pairs": pairs,
         "neighbors": neighbors,
     }

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from embvar.analysis.tables import stats
+from embvar.analysis.tables import finite_stats
 from embvar.metrics import SIMILARITY_DATASETS, analogy_accuracy, word_similarity
 
 __all__ = [
@@ -162,7 +162,7 @@ def word_function(
         values = [r[name]["value"] for r in per_run]
         first = per_run[0][name]
         out[name] = {
-            **stats(values),
+            **finite_stats(values),
             "values": [None if not np.isfinite(v) else float(v) for v in values],
             "n_evaluated": first["n_evaluated"],
             "n_oov": first["n_oov"],
