@@ -41,7 +41,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from embvar.errors import ConfigError
 from embvar.seeds import SOURCES, source_seeds
@@ -51,6 +58,7 @@ __all__ = [
     "ModelSpec",
     "TrainingSpec",
     "Design",
+    "AnalysisSpec",
     "Study",
     "RunSpec",
     "load_study",
@@ -79,6 +87,18 @@ class DataSpec(BaseModel):
     source: str = "movielens"
     test_fraction: float = Field(0.2, gt=0.0, le=0.9)
     fraction: float = Field(1.0, gt=0.0, le=1.0)
+    # Share of users left out of this study's training and test data; their
+    # ratings are what ``model.pretrained = "holdout"`` pre-trains on.
+    holdout_users: float = Field(0.0, ge=0.0, le=0.9)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # An option at its default is left out of the dump, so the run ids
+        # of studies written before the option existed stay the same.
+        out = handler(self)
+        if out.get("holdout_users") == 0.0:
+            out.pop("holdout_users")
+        return out
 
 
 class ModelSpec(BaseModel):
@@ -165,6 +185,19 @@ class Quick(BaseModel):
     design: list[Design] | None = None
 
 
+class AnalysisSpec(BaseModel):
+    """What the report computes beyond its standard sections."""
+
+    model_config = _STRICT
+
+    # A set of claims to give verdicts on ("article": the reference
+    # article's C1-C7, from this study's designs).
+    claims: Literal["none", "article"] = "none"
+    # Rerun the reference article's examples 2 and 3 as written, beside the
+    # corrected version.
+    article_examples: bool = False
+
+
 class Study(BaseModel):
     """A validated study file."""
 
@@ -177,6 +210,7 @@ class Study(BaseModel):
     model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
     design: list[Design] = Field(default_factory=lambda: [Design()], min_length=1)
+    analysis: AnalysisSpec = AnalysisSpec()
     quick: Quick | None = None
 
     @field_validator("name")
@@ -329,6 +363,13 @@ def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: 
         raise ConfigError(
             f"{where}: model.pretrained must name a .npy/.npz file or 'STORE_DIR:RUN_ID' "
             "when initializer = 'pretrained'; got model.pretrained=None."
+        )
+    if model.pretrained == "holdout" and model.initializer == "pretrained" and (
+        data.holdout_users == 0
+    ):
+        raise ConfigError(
+            f"{where}: model.pretrained = 'holdout' pre-trains on held-out users; "
+            "set data.holdout_users to a share in (0, 0.9]; got data.holdout_users=0."
         )
     factors = dict(values)
     if design.replicates > 1:

@@ -12,7 +12,12 @@ import numpy as np
 from embvar.config import DataSpec
 from embvar.data.interactions import Interactions, read_interactions_table
 from embvar.data.movielens import detect_layout, load_movielens
-from embvar.data.split import Split, split_interactions, subsample_train
+from embvar.data.split import (
+    Split,
+    hold_out_users,
+    split_interactions,
+    subsample_train,
+)
 
 __all__ = ["PreparedData", "prepare_data", "load_source", "data_key"]
 
@@ -24,6 +29,9 @@ class PreparedData:
     interactions: Interactions
     split: Split
     key: str
+    # Rows of the users ``data.holdout_users`` left out of the split (what
+    # ``model.pretrained = "holdout"`` pre-trains on); None if none were.
+    holdout: np.ndarray | None = None
 
     @property
     def train_users(self) -> np.ndarray:
@@ -80,8 +88,13 @@ def prepare_data(spec: DataSpec, split_seed: int) -> PreparedData:
     """Return the data a run with this data spec and split seed sees."""
     interactions = load_source(spec.source)
     split = split_interactions(interactions, spec.test_fraction, split_seed)
+    holdout = None
+    if spec.holdout_users > 0:
+        split, holdout = hold_out_users(
+            interactions, split, spec.holdout_users, split_seed
+        )
     split = subsample_train(split, spec.fraction, split_seed)
-    return PreparedData(interactions, split, data_key(spec, split_seed))
+    return PreparedData(interactions, split, data_key(spec, split_seed), holdout)
 
 
 def save_prepared(data: PreparedData, folder) -> None:

@@ -46,9 +46,7 @@ def run_task(spec_json: str, on_epoch: Callable[[int, int], None] | None = None)
 
     spec = RunSpec.model_validate_json(spec_json)
     data = _prepared(spec.data.model_dump_json(), spec.seeds["split"])
-    pretrained = None
-    if spec.model.initializer == "pretrained":
-        from embvar.models.pretrained import load_pretrained
+    from embvar.models.pretrained import pretrained_for
 
-        pretrained = load_pretrained(spec.model.pretrained, data.interactions, spec.model.dim)
+    pretrained = pretrained_for(spec, data)
     return train_run(spec, data, pretrained=pretrained, on_epoch=on_epoch)

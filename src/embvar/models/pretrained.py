@@ -7,7 +7,9 @@
 - a ``.npz`` file with ``item_embedding`` and/or ``user_embedding``, and
   optionally ``item_ids`` / ``user_ids`` to match rows on ids;
 - ``STORE_DIR:RUN_ID``: the last snapshot of a run of another study, matched
-  on the ids that study saved.
+  on the ids that study saved;
+- ``holdout``: item rows pre-trained on the users the study's own data
+  leaves out (``data.holdout_users``); see :mod:`embvar.training.pretrain`.
 
 Rows the source does not cover keep the fallback (uniform) initializer.
 """
@@ -19,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from embvar.config import DataSpec
+from embvar.config import DataSpec, RunSpec
 from embvar.data.interactions import Interactions
-from embvar.data.prepared import data_key
+from embvar.data.prepared import PreparedData, data_key
 from embvar.errors import ConfigError, DataError, ShapeMismatchError
 from embvar.models.factorization import Pretrained
 from embvar.store import Store, load_array
 
-__all__ = ["load_pretrained", "align_rows"]
+__all__ = ["load_pretrained", "align_rows", "pretrained_for"]
 
 
 def align_rows(table: np.ndarray, source_ids: np.ndarray, target_ids: np.ndarray) -> np.ndarray:
@@ -38,6 +40,22 @@ def align_rows(table: np.ndarray, source_ids: np.ndarray, target_ids: np.ndarray
         if j is not None:
             out[r] = table[j]
     return out
+
+
+def pretrained_for(spec: RunSpec, data: PreparedData) -> Pretrained | None:
+    """Return the initial tables a run's ``model.pretrained`` names, or None.
+
+    None unless ``spec.model.initializer == "pretrained"``. Every trainer
+    (one run, or many as replicas) gets a run's pretrained tables here.
+    """
+    if spec.model.initializer != "pretrained":
+        return None
+    ref = spec.model.pretrained or ""
+    if ref == "holdout":
+        from embvar.training.pretrain import pretrain_holdout
+
+        return pretrain_holdout(data, spec.model, seed=spec.seeds["split"])
+    return load_pretrained(ref, data.interactions, spec.model.dim)
 
 
 def load_pretrained(ref: str, data: Interactions, dim: int) -> Pretrained:

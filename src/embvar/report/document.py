@@ -102,6 +102,14 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
     from embvar.report.entities import report_entities
 
     report["entities"] = report_entities(store, report["groups"], data_for)
+    from embvar.analysis.runs import StudyRuns
+    from embvar.analysis.sections import study_sections
+
+    report.update(study_sections(
+        StudyRuns(store, data_for), claims=study.analysis.claims,
+        article_examples=study.analysis.article_examples,
+        quick=report["study"]["quick"], seed=study.root_seed % 2**32,
+    ))
     report["summary"] = summary_sentences(report)
     return to_json_safe(report)
 
