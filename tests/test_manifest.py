@@ -37,10 +37,18 @@ def test_collect_manifest_tensorflow_sections():
 
 
 def test_diff_manifests_known_answer():
-    a = {"env": {"X": "0", "Y": None}, "cpu": {"flags": ["avx", "avx2", "sse"]},
-         "process": {"pid": 1}, "packages": {"keras": "3.15"}}
-    b = {"env": {"X": "1", "Y": None}, "cpu": {"flags": ["avx", "avx512f", "sse"]},
-         "process": {"pid": 2}, "packages": {}}
+    a = {
+        "env": {"X": "0", "Y": None},
+        "cpu": {"flags": ["avx", "avx2", "sse"]},
+        "process": {"pid": 1},
+        "packages": {"keras": "3.15"},
+    }
+    b = {
+        "env": {"X": "1", "Y": None},
+        "cpu": {"flags": ["avx", "avx512f", "sse"]},
+        "process": {"pid": 2},
+        "packages": {},
+    }
     assert diff_manifests(a, b) == [
         {"key": "cpu.flags", "only_a": ["avx2"], "only_b": ["avx512f"]},
         {"key": "env.X", "a": "0", "b": "1"},

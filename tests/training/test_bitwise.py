@@ -54,8 +54,13 @@ def test_ulp_distance_integers_raises():
 def test_array_difference_identical():
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     out = array_difference(a, a.copy())
-    assert out == {"identical": True, "n_differ": 0, "size": 6, "max_abs": 0.0,
-                   "max_ulp": 0}
+    assert out == {
+        "identical": True,
+        "n_differ": 0,
+        "size": 6,
+        "max_abs": 0.0,
+        "max_ulp": 0,
+    }
 
 
 def test_array_difference_signed_zero_differs_in_bits_only():
