@@ -11,6 +11,12 @@ from embvar.errors import ConfigError
 from embvar.training import determinism as det
 from embvar.training.determinism import Cell, default_cells, determinism_audit
 from embvar.training.target import function_target, spec_target
+from embvar.training.verdict import (
+    add_time_ratios,
+    audit_verdict,
+    factor_costs,
+    reproduction_recipe,
+)
 
 SMALL = {
     "name": "tiny",
@@ -57,8 +63,8 @@ def test_factor_costs_known_ratios():
     for c in default_cells(onednn_default=False):
         t = 1.0 * (2 if c.op_determinism else 1) * (3 if c.threads == 1 else 1)
         results.append(_result(c, [t, t]))
-    det._add_times(results, default_cells(onednn_default=False)[0])
-    costs = det._factor_costs(results)
+    add_time_ratios(results, default_cells(onednn_default=False)[0].id)
+    costs = factor_costs(results)
     assert costs["op_determinism_on"] == {"ratio": pytest.approx(2.0), "pairs": 4}
     assert costs["one_thread"] == {"ratio": pytest.approx(3.0), "pairs": 4}
     assert costs["onednn_on"]["ratio"] == pytest.approx(1.0)
@@ -86,8 +92,8 @@ def test_verdict_recommends_cheapest_reproducible_with_op_determinism():
         _result(cells[2], [2.4]),
     ]
     results[0]["localized"] = {"first_step": 5}
-    det._add_times(results, base)
-    verdict = det._verdict(results, base, {"note": "No GPU here."}, None)
+    add_time_ratios(results, base.id)
+    verdict = audit_verdict(results, base.label, {"note": "No GPU here."}, None)
     assert verdict["recommended"] == "det-on_threads-all_onednn-off_cpu"
     assert verdict["non_reproducible_cells"] == ["det-off_threads-all_onednn-off_cpu"]
     assert (
@@ -99,14 +105,14 @@ def test_verdict_recommends_cheapest_reproducible_with_op_determinism():
 
 
 def test_recipe_lists_the_settings_of_the_cell():
-    recipe = det._recipe(Cell(True, 1, False), function_target("m:f"))
+    recipe = reproduction_recipe(Cell(True, 1, False).to_json(), builtin=False)
     code = recipe["code"]
     assert 'os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"' in code
     assert "tf.config.threading.set_intra_op_parallelism_threads(1)" in code
     assert "tf.config.experimental.enable_op_determinism()" in code
     assert code.index("TF_ENABLE_ONEDNN_OPTS") < code.index("import tensorflow")
     assert "keras.utils.set_random_seed(seed)" in code
-    plain = det._recipe(Cell(False, None, None), function_target("m:f"))["code"]
+    plain = reproduction_recipe(Cell(False).to_json(), builtin=False)["code"]
     assert "enable_op_determinism" not in plain and "threading" not in plain
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,6 +46,14 @@ from embvar.training.audit_worker import launch
 from embvar.training.comparison import compare_records, compare_steps
 from embvar.training.recorder import RunRecord, load_record
 from embvar.training.target import AuditTarget, function_target, spec_target
+from embvar.training.verdict import (
+    add_time_ratios,
+    audit_verdict,
+    determinism_summary,
+    factor_costs,
+    print_audit,
+    reproduction_recipe,
+)
 
 __all__ = [
     "AUDIT_NAME",
@@ -270,35 +277,6 @@ def read_determinism(directory: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def determinism_summary(document: dict[str, Any]) -> dict[str, Any]:
-    """Return the short form of an audit that ``report.json`` carries."""
-    return {
-        "target": document["target"]["label"],
-        "run_id": document["target"].get("run_id"),
-        "created": document["created"],
-        "sentences": document["verdict"]["sentences"],
-        "reproducible_cells": document["verdict"]["reproducible_cells"],
-        "recommended": document["verdict"]["recommended"],
-        "gpu": document["gpu"],
-        "cells": [
-            {
-                k: c.get(k)
-                for k in (
-                    "id",
-                    "label",
-                    "reproducible",
-                    "same_as_baseline",
-                    "time_ratio",
-                    "first_difference",
-                )
-            }
-            for c in document["cells"]
-        ],
-        "pitfalls_found": (document.get("pitfalls") or {}).get("found", []),
-        "recipe": (document.get("recipe") or {}).get("code"),
-    }
-
-
 # -- the audit ----------------------------------------------------------------
 
 
@@ -418,7 +396,7 @@ def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say
                 )
                 n_processes += 2
         results.append(result)
-    _add_times(results, baseline)
+    add_time_ratios(results, baseline.id)
 
     # 3. The pitfalls, in processes of their own.
     pitfall_doc = None
@@ -431,7 +409,7 @@ def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say
         )
         n_processes += pitfall_doc["processes"]
 
-    verdict = _verdict(results, baseline, gpu, pitfall_doc)
+    verdict = audit_verdict(results, baseline.label, gpu, pitfall_doc)
     recommended = next((c for c in cells if c.id == verdict["recommended"]), None)
     return {
         "embvar_version": __version__,
@@ -449,9 +427,14 @@ def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say
         "gpu": gpu,
         "cells": results,
         "classes": _classes(results, records),
-        "costs": _factor_costs(results),
+        "costs": factor_costs(results),
         "verdict": verdict,
-        "recipe": None if recommended is None else _recipe(recommended, target),
+        "recipe": None
+        if recommended is None
+        else reproduction_recipe(
+            recommended.to_json(),
+            builtin=target.function == "embvar.training.target:train_spec",
+        ),
         "pitfalls": pitfall_doc,
         "processes": n_processes,
         "seconds": time.perf_counter() - started,
@@ -520,41 +503,6 @@ def _gpu_state(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def _add_times(results: list[dict], baseline: Cell) -> None:
-    base = next(r for r in results if r["id"] == baseline.id)
-    base_s = _median(base["seconds"])
-    for r in results:
-        r["seconds_median"] = _median(r["seconds"])
-        ok = base_s and r["seconds_median"] and not r["errors"]
-        r["time_ratio"] = r["seconds_median"] / base_s if ok else None
-
-
-def _factor_costs(results: list[dict]) -> dict[str, Any]:
-    """Time with a setting over time without, the others equal (geometric mean)."""
-    cpu = {
-        (r["op_determinism"], r["threads"], r["onednn"]): r
-        for r in results
-        if r["device"] == "cpu" and r["seconds_median"]
-    }
-    factors = {
-        "op_determinism_on": lambda k: ((True, *k[1:]), (False, *k[1:])),
-        "one_thread": lambda k: ((k[0], 1, k[2]), (k[0], None, k[2])),
-        "onednn_on": lambda k: ((*k[:2], True), (*k[:2], False)),
-    }
-    out = {}
-    for name, pair in factors.items():
-        ratios = []
-        for key in cpu:
-            on, off = pair(key)
-            if key == on and off in cpu:
-                ratios.append(cpu[on]["seconds_median"] / cpu[off]["seconds_median"])
-        out[name] = {
-            "ratio": statistics.geometric_mean(ratios) if ratios else None,
-            "pairs": len(ratios),
-        }
-    return out
-
-
 def _classes(
     results: list[dict], records: dict[str, list[RunRecord]]
 ) -> list[list[str]]:
@@ -569,107 +517,6 @@ def _classes(
     return list(groups.values())
 
 
-def _verdict(results, baseline, gpu, pitfall_doc) -> dict[str, Any]:
-    good = [r for r in results if r["reproducible"]]
-    bad = [r for r in results if r["reproducible"] is False]
-    failed = [r for r in results if r["reproducible"] is None]
-    pick = sorted(
-        (r for r in good if r["op_determinism"]), key=lambda r: r["time_ratio"] or 1e9
-    )
-    pick = pick or sorted(good, key=lambda r: r["time_ratio"] or 1e9)
-    sentences = []
-    n = len(results)
-    if good:
-        sentences.append(
-            f"{len(good)} of {n} settings gave bitwise-identical runs in separate "
-            f"processes here: {'; '.join(r['label'] for r in good)}."
-        )
-    for r in bad:
-        fd = r["first_difference"]
-        loc = r.get("localized") or {}
-        where = f"epoch {fd['first_epoch']}"
-        if loc.get("first_step") is not None:
-            where += f", step {loc['first_step']}"
-        worst = max(
-            fd.get("variables", []),
-            key=lambda v: (v["kind"] == "embedding", v.get("max_abs") or 0),
-            default={},
-        )
-        size = (
-            f" (largest difference {worst['max_abs']:.3g}, {worst['max_ulp']} ULP, "
-            f"in {worst['path']})"
-            if worst.get("max_ulp") is not None
-            else ""
-        )
-        sentences.append(f"With {r['label']}, replicates differ from {where}{size}.")
-    for r in failed:
-        sentences.append(f"With {r['label']}, runs failed: {r['errors'][0]}.")
-    same = [r for r in results if r["same_as_baseline"]]
-    if len(same) == n:
-        sentences.append("Every setting gave the same bits as the baseline.")
-    else:
-        others = [r["label"] for r in results if r["same_as_baseline"] is False]
-        sentences.append(
-            f"These settings change the bits relative to the baseline "
-            f"({baseline.label}): {'; '.join(others)}."
-        )
-    if gpu.get("note"):
-        sentences.append(gpu["note"].strip())
-    if pitfall_doc and pitfall_doc["found"]:
-        sentences.append("Pitfalls found: " + ", ".join(pitfall_doc["found"]) + ".")
-    return {
-        "reproducible_cells": [r["id"] for r in good],
-        "non_reproducible_cells": [r["id"] for r in bad],
-        "failed_cells": [r["id"] for r in failed],
-        "recommended": pick[0]["id"] if pick else None,
-        "sentences": sentences,
-    }
-
-
-def _recipe(cell: Cell, target: AuditTarget) -> dict[str, Any]:
-    lines = ["import os"]
-    if cell.onednn is not None:
-        lines.append(
-            f'os.environ["TF_ENABLE_ONEDNN_OPTS"] = "{int(cell.onednn)}"'
-            "  # before TensorFlow is imported"
-        )
-    if cell.device == "cpu":
-        lines.append('os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the CPU, as audited')
-    lines += ["", "import keras", "import tensorflow as tf", ""]
-    if cell.threads:
-        lines.append(
-            f"tf.config.threading.set_intra_op_parallelism_threads({cell.threads})"
-            "  # before any op runs"
-        )
-    if cell.op_determinism:
-        lines.append("tf.config.experimental.enable_op_determinism()")
-    lines += [
-        "",
-        "def run(seed):",
-        "    keras.backend.clear_session()",
-        "    keras.utils.set_random_seed(seed)  # before the model is built",
-        "    model = build_model()  # a fresh model for every run",
-        "    ...  # fit(..., shuffle=False) on an order drawn from",
-        "    #       numpy.random.default_rng(seed), or seed your shuffle",
-    ]
-    note = (
-        "Identical bits hold for the same TensorFlow, Keras and NumPy versions "
-        "on the same kind of CPU with these settings; compare manifests "
-        "(embvar.manifest.diff_manifests) when another machine disagrees."
-    )
-    if target.function == "embvar.training.target:train_spec":
-        note += (
-            " embvar's own runner already seeds each source in this order "
-            "(training/fit.py)."
-        )
-    return {
-        "cell": cell.id,
-        "label": cell.label,
-        "code": "\n".join(lines),
-        "note": note,
-    }
-
-
 def _onednn_in_effect() -> bool:
     try:
         from tensorflow.python.util import _pywrap_util_port
@@ -677,11 +524,6 @@ def _onednn_in_effect() -> bool:
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         return False
-
-
-def _median(values: list[float]) -> float | None:
-    values = [v for v in values if v]
-    return statistics.median(values) if values else None
 
 
 def _json_safe(obj: Any) -> Any:
@@ -694,55 +536,3 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def print_audit(
-    document: dict[str, Any], console: Any, path: Path | None = None
-) -> None:
-    """Print an audit's cells, verdict, recipe and pitfalls on a rich console."""
-    from rich.table import Table
-
-    table = Table(title=f"Determinism audit: {document['target']['label']}")
-    for column in (
-        "setting",
-        "replicates identical",
-        "same bits as baseline",
-        "time ratio",
-    ):
-        table.add_column(column)
-    words = {True: "yes", False: "NO", None: "failed"}
-    for c in document["cells"]:
-        where = ""
-        fd = c.get("first_difference")
-        if fd:
-            loc = c.get("localized") or {}
-            where = f" (from epoch {fd['first_epoch']}"
-            where += (
-                f", step {loc['first_step']})"
-                if loc.get("first_step") is not None
-                else ")"
-            )
-        ratio = f"{c['time_ratio']:.2f}" if c.get("time_ratio") else "-"
-        table.add_row(
-            c["label"],
-            words[c["reproducible"]] + where,
-            "-" if c["vs_baseline"] is None else words[c["same_as_baseline"]],
-            ratio,
-        )
-    console.print(table)
-    for sentence in document["verdict"]["sentences"]:
-        console.print(sentence, markup=False)
-    pits = document.get("pitfalls") or {}
-    for p in pits.get("pitfalls", []):
-        if p["found"]:
-            console.print(
-                f"pitfall: {p['title']}: {p['cause']} Fix: {p['fix']}", markup=False
-            )
-    if pits.get("unexplained"):
-        console.print(pits["unexplained"], markup=False)
-    recipe = document.get("recipe")
-    if recipe:
-        console.print(f"\nTo reproduce ({recipe['label']}):", markup=False)
-        console.print(recipe["code"], markup=False, highlight=False)
-    if path is not None:
-        console.print(f"\nwritten: {path}", markup=False)

@@ -193,7 +193,8 @@ def train_run(
         t0 = time.perf_counter()
         hist = model.fit(
             [users[perm], items[perm]], ratings[perm], batch_size=spec.training.batch_size,
-            epochs=1, shuffle=False, verbose=0, callbacks=[guard, *(callbacks or [])],
+            epochs=1, shuffle=False, verbose=0,
+            callbacks=[guard, *(callbacks or [])],
         )
         loss = float(hist.history["loss"][-1]) if hist.history.get("loss") else float("nan")
         finite = record(epoch, loss, time.perf_counter() - t0)
