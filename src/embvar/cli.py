@@ -91,6 +91,31 @@ def report(
 
 
 @app.command()
+def claims(
+    directory: Annotated[Path, typer.Argument(help="A directory holding a report.json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Print the verdicts on the article's claims of a study's report."""
+    from rich.table import Table
+
+    from embvar.analysis.claims import claims_table
+    from embvar.report.document import read_report
+
+    rows = claims_table(read_report(directory))
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("claim", "verdict", "metric", "effect", "95% interval")
+    for r in rows:
+        low, high = r["interval"] or (None, None)
+        interval = "" if low is None else f"[{low:.3g}, {high:.3g}]"
+        effect = "" if r["effect"] is None else f"{r['effect']:.3g}"
+        table.add_row(r["id"], r["verdict"], r["metric"] or "", effect, interval)
+    console.print(table)
+    console.print("Each claim and its parts: `embvar claims DIR --json`.", markup=False)
+
+
+@app.command()
 def export(
     directory: Annotated[Path, typer.Argument(help="A study directory.")],
     projector: Annotated[bool, typer.Option(

@@ -8,6 +8,7 @@ from embvar.analysis.claims import (
     PRIMARY,
     Estimate,
     Group,
+    claims_table,
     combine_verdicts,
     directional_verdict,
     instability,
@@ -15,6 +16,7 @@ from embvar.analysis.claims import (
     make_part,
 )
 from embvar.analysis.distances import METRICS
+from embvar.errors import DataError
 
 
 def _group(label, overlap, rmse=1.0, n=4, curves=None, seed=0, spread=0.02):
@@ -211,3 +213,31 @@ def test_c7_more_variation_small_data_and_high_dim():
 def test_oscillations_counts_rises_after_epoch_one():
     curve = np.array([[9.0, 1.0, 2.0, 1.5, 3.0]])
     assert ac.oscillations(curve).tolist() == [2.0]
+
+
+def test_claims_table_rows_claims_then_parts():
+    part = make_part("C5a", "s", "m", _est(0.2), "greater", margin=0.01)
+    report = {"claims": {"claims": [make_claim("C5", [part], designs=["seeds"])]}}
+    rows = claims_table(report)
+    assert [r["id"] for r in rows] == ["C5", "C5a"]
+    assert rows[0]["verdict"] == "supported"
+
+
+def test_claims_table_without_claims_rejected():
+    with pytest.raises(DataError, match="the report holds no claims"):
+        claims_table({"groups": []})
+
+
+def test_cli_claims_without_claims_one_line_error(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "report.json").write_text(json.dumps({"groups": []}))
+    done = subprocess.run(
+        [sys.executable, "-m", "embvar.cli", "claims", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("embvar: error: the report holds no claims")

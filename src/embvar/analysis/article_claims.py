@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from embvar.analysis.claims import (
+    DISTANCE,
     MARGINS,
     PRIMARY,
     Estimate,
@@ -61,7 +62,7 @@ def c1(
             "C1a",
             "Runs that differ only in their initial values end with different "
             "embeddings.",
-            PRIMARY,
+            DISTANCE,
             init_final,
             "greater",
             margin=_DIFFER,
@@ -71,7 +72,7 @@ def c1(
         make_part(
             "C1b",
             "Training shrinks the initial difference, but only partly.",
-            PRIMARY,
+            DISTANCE,
             init_final.over(init_start),
             "less",
             threshold=1.0,
@@ -109,7 +110,7 @@ def c5(
         "C5a",
         "Runs that differ only in the order of the mini-batches end with "
         "different embeddings.",
-        PRIMARY,
+        DISTANCE,
         order_final,
         "greater",
         margin=_DIFFER,
@@ -148,7 +149,7 @@ def c6(
         make_part(
             "C6a",
             "Over the epochs, the difference mini-batch order makes shrinks.",
-            PRIMARY,
+            DISTANCE,
             order_final.over(order_first),
             "less",
             threshold=1.0,
@@ -158,7 +159,7 @@ def c6(
         make_part(
             "C6b",
             "Some of the difference always remains.",
-            PRIMARY,
+            DISTANCE,
             order_final,
             "greater",
             margin=_DIFFER,

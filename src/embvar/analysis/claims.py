@@ -48,6 +48,7 @@ __all__ = [
     "CLAIMS",
     "MARGINS",
     "PRIMARY",
+    "DISTANCE",
     "Estimate",
     "Group",
     "Verdict",
@@ -56,12 +57,16 @@ __all__ = [
     "instability",
     "make_part",
     "make_claim",
+    "claims_table",
 ]
 
 Verdict = Literal["supported", "contradicted", "inconclusive"]
 
 #: The stability metric verdicts are decided on.
 PRIMARY = METRICS[1]
+
+#: How claims name it: in distance form (0 = the same neighbours).
+DISTANCE = f"1 - {PRIMARY}"
 
 #: The article's claims, in our words (see the README).
 CLAIMS: dict[str, str] = {
@@ -410,7 +415,7 @@ def stability_part(
     return make_part(
         pid,
         statement,
-        PRIMARY,
+        DISTANCE,
         diffs[PRIMARY],
         direction,
         margin=MARGINS[PRIMARY],
@@ -421,3 +426,57 @@ def stability_part(
 
 
 Evaluator = Callable[..., dict[str, Any]]
+
+
+def claims_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return one row per claim (and per part) of a report's ``claims``.
+
+    Parameters
+    ----------
+    report : dict
+        A ``report.json`` document.
+
+    Returns
+    -------
+    list of dict
+        ``{"id", "verdict", "metric", "effect", "interval", "statement"}``,
+        each claim followed by its parts (ids such as ``C2a1``).
+
+    Raises
+    ------
+    DataError
+        If the report holds no claims (the study did not ask for them).
+    """
+    from embvar.errors import DataError
+
+    section = report.get("claims") or {}
+    claims = section.get("claims") if isinstance(section, dict) else None
+    if not claims:
+        raise DataError(
+            "the report holds no claims; run a study whose [analysis] sets "
+            "claims = 'article' (e.g. `embvar study article`)."
+        )
+    rows = []
+    for c in claims:
+        rows.append(
+            {
+                "id": c["id"],
+                "verdict": c["verdict"],
+                "metric": c["metric"],
+                "effect": c["effect"],
+                "interval": c["interval"],
+                "statement": c["claim"],
+            }
+        )
+        for p in c["parts"]:
+            rows.append(
+                {
+                    "id": p["id"],
+                    "verdict": p["verdict"],
+                    "metric": p["metric"],
+                    "effect": p["effect"],
+                    "interval": p["interval"],
+                    "statement": p["statement"],
+                }
+            )
+    return rows
