@@ -5,7 +5,7 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test quick lint bench clean
+.PHONY: demo test quick article-quick lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(BIN)/.installed
 
 quick: $(BIN)/.installed
 	$(BIN)/embvar study movielens --quick
+
+# The article's claims C1-C7 on the quick plan (the CI check of that path).
+article-quick: $(BIN)/.installed
+	$(BIN)/embvar study article --quick --no-progress
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -160,11 +160,13 @@ def test_dynamics_init_difference_shrinks(sections):
 
 def test_frequency_items_and_users(sections):
     _, out = sections
-    entities = {(f["entity"], f["metric"]) for f in out["frequency"]}
-    assert ("item", "knn_overlap@10") in entities
-    assert ("user", "aligned_displacement") in entities
-    item = next(f for f in out["frequency"] if f["entity"] == "item")
+    entries = {(f["entity"], f["pairs_kind"], f["metric"]): f for f in out["frequency"]}
+    assert ("item", "all", "knn_overlap@10") in entries
+    assert ("item", "order", "aligned_displacement") in entries
+    assert ("user", "all", "aligned_displacement") in entries
+    item = entries[("item", "all", "knn_overlap@10")]
     assert sum(b["n"] for b in item["bins"]) == N_ITEMS
+    assert item["n_pairs"] == 18  # 3 x 3 cross: pairs that differ in both
 
 
 def test_tradeoff_levels_and_front(sections):

@@ -17,8 +17,8 @@ written next to it:
 A claim's verdict combines its parts: supported if every part is,
 contradicted if every part is, inconclusive otherwise (a mixed verdict
 names its parts). The claim reports the metric, effect and interval of the
-part that decided it: the first part that disagrees with the others'
-verdict, else its first part.
+part that decided it: for an inconclusive claim an inconclusive part, else
+a contradicted one; otherwise its first part.
 
 The primary stability metric is the k-NN overlap of the item tables in
 distance form, ``1 - overlap@10`` (the share of an item's 10 nearest items
@@ -317,14 +317,14 @@ def make_claim(
     """Return a claim: combined verdict, and the deciding part's numbers."""
     verdicts = [p["verdict"] for p in parts]
     verdict = combine_verdicts(verdicts) if parts else "inconclusive"
+    # The deciding part: an inconclusive one, else one that contradicts (what
+    # keeps a mixed claim from being supported), else the first.
     deciding = parts[0] if parts else None
     if parts and verdict == "inconclusive":
         deciding = next(
             (p for p in parts if p["verdict"] == "inconclusive"),
-            next((p for p in parts if p["verdict"] != verdicts[0]), parts[0]),
+            next((p for p in parts if p["verdict"] == "contradicted"), parts[0]),
         )
-    elif parts and verdict != verdicts[0]:
-        deciding = next(p for p in parts if p["verdict"] != verdicts[0])
     mixed = sorted({v for v in verdicts})
     detail = "; ".join(f"{p['id']} {p['verdict']}" for p in parts)
     if len(mixed) > 1:

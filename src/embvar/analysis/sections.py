@@ -284,26 +284,43 @@ def dynamics_section(
 def frequency_section(
     runs: StudyRuns, crossed: dict[str, Any], *, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """Return per-entity stability against training frequency, items and users."""
+    """Return per-entity stability against training frequency.
+
+    One entry per entity kind (items, users), stability measure (k-NN
+    overlap, aligned displacement) and kind of pair: runs that differ in
+    every varied source (a full reseed, what a user who retrains gets) and,
+    for items, runs that differ in each source only. The kinds are kept
+    apart because an entity that training never touches keeps its initial
+    vector: it is as stable as can be between runs that share their init,
+    and as unstable as can be between runs that do not.
+    """
     records = crossed["records"]
-    pairs = list(itertools.combinations(range(len(records)), 2))
+    sources = crossed["sources"]
+    classes = att.pair_classes(StudyRuns.levels(records, sources))
     rng = np.random.default_rng(seed)
-    if len(pairs) > _FREQUENCY_PAIRS:
-        pick = np.sort(rng.choice(len(pairs), _FREQUENCY_PAIRS, replace=False))
-        pairs = [pairs[i] for i in pick]
     emb = [runs.embeddings(r) for r in records]
     counts = {
         "item": runs.item_counts(records[0]),
         "user": runs.user_counts(records[0]),
     }
     tables = {"item": "item_embedding", "user": "user_embedding"}
+    knn = {
+        "item": [e.knn(K) for e in emb],
+        "user": [knn_indices(e.tables["user_embedding"], K) for e in emb],
+    }
+    wanted = [("item", "all"), *[("item", s) for s in sources], ("user", "all")]
     out = []
-    for entity, table in tables.items():
-        if entity == "item":
-            knn = [e.knn(K) for e in emb]
-        else:
-            knn = [knn_indices(e.tables[table], K, metric="cosine") for e in emb]
-        overlap = entity_overlap(knn, pairs)
+    for entity, kind in wanted:
+        if kind not in classes:
+            continue
+        pairs = [tuple(p) for p in np.argwhere(np.triu(classes[kind], 1))]
+        if not pairs:
+            continue
+        if len(pairs) > _FREQUENCY_PAIRS:
+            pick = np.sort(rng.choice(len(pairs), _FREQUENCY_PAIRS, replace=False))
+            pairs = [pairs[i] for i in pick]
+        table = tables[entity]
+        overlap = entity_overlap(knn[entity], pairs)
         moved = np.mean(
             [
                 aligned_displacement(emb[i].tables[table], emb[j].tables[table])
@@ -312,6 +329,7 @@ def frequency_section(
             axis=0,
         )
         used = [[records[i].run_id, records[j].run_id] for i, j in pairs]
+        label = "every source differs" if kind == "all" else f"{kind} only differs"
         for metric, value in (
             (f"knn_overlap@{K}", overlap),
             ("aligned_displacement", moved),
@@ -319,8 +337,9 @@ def frequency_section(
             out.append(
                 {
                     "entity": entity,
+                    "pairs_kind": kind,
                     "design": crossed["design"],
-                    "group": crossed["label"],
+                    "group": f"{crossed['label']}, {entity}s, {label}",
                     **stability_by_frequency(
                         counts[entity], value, metric=metric, seed=seed
                     ),
