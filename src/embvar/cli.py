@@ -39,12 +39,17 @@ def study(
     workers: Annotated[int, typer.Option(min=1, help="Local processes to train in.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    executor: Annotated[Optional[str], typer.Option(
+        help="local or ray (default the study's [execution] executor).")] = None,
+    address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster to join: auto, host:6379 (default a Ray started here).")] = None,
 ) -> None:
     """Train a study's unfinished runs, analyse them, write report.json and .html."""
     from embvar.report.terminal import print_summary, summary_json
     from embvar.study import run_study
 
     outcome = run_study(name, directory, quick=quick, workers=workers,
+                        executor=executor, address=address,
                         progress=not no_progress and not as_json and sys.stderr.isatty())
     report = outcome.report or {}
     html = None

@@ -59,6 +59,7 @@ __all__ = [
     "TrainingSpec",
     "Design",
     "AnalysisSpec",
+    "ExecutionSpec",
     "Study",
     "RunSpec",
     "load_study",
@@ -198,6 +199,42 @@ class AnalysisSpec(BaseModel):
     article_examples: bool = False
 
 
+class ExecutionSpec(BaseModel):
+    """Where a study's runs are trained; never part of a run's identity.
+
+    ``executor``: "local" (this machine's process pool) or "ray";
+    ``address``: the Ray cluster to join (default a Ray started here);
+    ``cpus``, ``gpus``, ``memory``: what each Ray task asks for (memory in
+    bytes, or a string such as "2GiB" or "512MB"); ``max_retries``: how many
+    times Ray runs a task again whose worker died.
+    """
+
+    model_config = _STRICT
+
+    executor: Literal["local", "ray"] = "local"
+    address: str | None = None
+    cpus: float = Field(1.0, gt=0.0, le=1024.0)
+    gpus: float = Field(0.0, ge=0.0, le=64.0)
+    memory: int | None = Field(None, ge=1)
+    max_retries: int = Field(3, ge=0, le=100)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+        number = v.strip().lower().rstrip("bitkmgib ")
+        unit = v.strip().lower()[len(number):].strip()
+        try:
+            return int(float(number) * units[unit])
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"must be bytes or a size such as '2GiB' or '512MB'; got {v!r}"
+            ) from None
+
+
 class Study(BaseModel):
     """A validated study file."""
 
@@ -211,6 +248,7 @@ class Study(BaseModel):
     training: TrainingSpec = TrainingSpec()
     design: list[Design] = Field(default_factory=lambda: [Design()], min_length=1)
     analysis: AnalysisSpec = AnalysisSpec()
+    execution: ExecutionSpec = ExecutionSpec()
     quick: Quick | None = None
 
     @field_validator("name")

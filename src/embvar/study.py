@@ -126,6 +126,7 @@ def run_study(
     quick: bool = False,
     workers: int = 1,
     executor: Any = None,
+    address: str | None = None,
     progress: bool = False,
     analyze: bool = True,
     lease_s: float = 600.0,
@@ -143,9 +144,16 @@ def run_study(
         Apply the study's ``[quick]`` overrides (a smaller plan).
     workers : int
         Local processes to train in (1: this process).
-    executor : object, optional
-        An executor with ``run(tasks, on_result, on_progress)``; default a
-        :class:`~embvar.execution.LocalExecutor` with ``workers``.
+    executor : {"local", "ray"} or object, optional
+        Where to train: ``"local"`` (a :class:`~embvar.execution.LocalExecutor`
+        with ``workers``), ``"ray"`` (a
+        :class:`~embvar.execution.ray.RayExecutor` with the study's
+        ``[execution]`` resources), or an executor with
+        ``run(tasks, on_result, on_progress)``; default the study file's
+        ``[execution] executor`` (``"local"``).
+    address : str, optional
+        The Ray cluster to join (``"auto"``, ``"host:6379"``); default the
+        study file's ``[execution] address``, else a Ray started here.
     progress : bool
         Show a progress bar on the terminal.
     analyze : bool
@@ -170,6 +178,9 @@ def run_study(
     # Every input is checked before the directory is created or changed.
     prepared = prepare_all(specs)
     check_inputs(specs, prepared)
+    from embvar.execution.base import executor_for
+
+    executor = executor_for(study.execution, executor, address=address, workers=workers)
     store = Store(directory)
     try:
         saved = store.get_meta("study_name")

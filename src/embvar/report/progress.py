@@ -25,6 +25,8 @@ class StudyProgress:
         self.total = total
         self.done = done
         self.planned = planned or total
+        self._running: set[str] = set()
+        self._finished = 0
 
     def __enter__(self) -> StudyProgress:
         if self.enabled:
@@ -43,9 +45,12 @@ class StudyProgress:
             self._progress.stop()
 
     def event(self, event: tuple[str, str, int, int]) -> None:
+        kind, run_id, epoch, epochs = event
+        if kind == "start":
+            self._running.add(run_id)
+            self._describe()
         if self._progress is None:
             return
-        kind, run_id, epoch, epochs = event
         if kind == "start":
             self._progress.update(self._epoch, description=f"  run {run_id[:8]} epoch",
                                   completed=0, total=1)
@@ -54,5 +59,20 @@ class StudyProgress:
                                   completed=epoch, total=epochs)
 
     def finished(self, run_id: str) -> None:
+        self._running.discard(run_id)
+        self._finished += 1
         if self._progress is not None:
             self._progress.advance(self._runs)
+            self._describe()
+
+    def counts(self) -> dict[str, int]:
+        """Tasks of this call ``pending`` (not started), ``running`` and ``done``."""
+        running = len(self._running)
+        return {"pending": max(0, self.total - self._finished - running),
+                "running": running, "done": self._finished}
+
+    def _describe(self) -> None:
+        if self._progress is not None:
+            c = self.counts()
+            self._progress.update(self._runs, description=(
+                f"runs ({c['pending']} pending, {c['running']} running)"))
