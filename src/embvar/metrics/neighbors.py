@@ -253,7 +253,8 @@ def knn_overlap(
     kind : {"overlap", "jaccard"}, default="overlap"
         ``|A ∩ B| / k`` or ``|A ∩ B| / |A ∪ B|``.
     method : {"auto", "exact", "faiss", "approx"}, default="auto"
-        Neighbour search; see :func:`knn_indices`.
+        Neighbour search; see :func:`knn_indices`. To see the measured
+        recall of an approximate search, use :func:`neighbor_sets`.
     n_threads : int, optional
         Worker threads of the exact search.
 
