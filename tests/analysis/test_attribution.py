@@ -201,3 +201,21 @@ def test_perturbation_share_known_ratio():
 def test_perturbation_share_without_reseed_gives_none():
     out = perturbation_share([0.2], float("nan"), [])
     assert out["ratio"] is None and out["interval"] == [None, None]
+
+
+def test_attribution_three_sources_no_effect_noise():
+    # init x order x noise, 3 levels each; noise has no effect on anything.
+    rng = np.random.default_rng(5)
+    grid = np.array(
+        np.meshgrid(np.arange(3), np.arange(3), np.arange(3), indexing="ij")
+    ).reshape(3, -1)
+    levels = {"init": grid[0], "order": grid[1], "noise": grid[2]}
+    y = 1.0 * rng.normal(size=3)[grid[0]] + 0.3 * rng.normal(size=3)[grid[1]]
+    y = y + 0.01 * rng.normal(size=27)
+    out = variance_components(y, levels, n_resamples=300)
+    assert _share(out, "noise")["interval"][0] == 0.0
+    assert _share(out, "init")["share"] > _share(out, "order")["share"] > 0.01
+    D = distances(planted_points(rng, levels, {"init": 1.0, "order": 0.3}, 0.05))
+    rows = {r["source"]: r for r in permanova(D, levels, n_permutations=99)["rows"]}
+    assert rows["init"]["p_value"] <= 0.02 and rows["order"]["p_value"] <= 0.02
+    assert rows["noise"]["share"] < 0.01
