@@ -1,4 +1,8 @@
-"""The terminal summary of a report: a rich table and the generated sentences."""
+"""The terminal summary of a report: a rich table and the generated sentences.
+
+Every text that comes from a study, a data set or a file name (labels,
+titles, factor values) is printed as plain text, never as rich markup.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["print_summary", "print_runs", "summary_json"]
 
@@ -30,7 +35,7 @@ def print_summary(
         name = (
             (report.get("study") or {}).get("name") or report.get("title") or "report"
         )
-        table = Table(title=f"{name}: variation between seed replicates")
+        table = Table(title=Text(f"{name}: variation between seed replicates"))
         for col in (
             "group",
             "runs",
@@ -45,7 +50,7 @@ def print_summary(
             knn = next((v for k, v in geo.items() if k.startswith("knn")), None)
             top = next((v for k, v in fun.items() if k.startswith("topk")), None)
             table.add_row(
-                label,
+                Text(str(label)),
                 str(g.get("n_runs", "")),
                 _fmt(fun.get("test_rmse"), 4),
                 _fmt(geo.get("procrustes")),
@@ -106,8 +111,8 @@ def print_runs(records: list[Any], console: Console) -> None:
         table.add_row(
             r.run_id,
             r.status,
-            ",".join(r.spec["designs"]),
-            factors,
+            Text(",".join(r.spec["designs"])),
+            Text(factors),
             "-" if r.seconds is None else f"{r.seconds:.1f}",
         )
     console.print(table)
