@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib import rc_context
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 __all__ = [
     "PALETTE",
@@ -32,6 +33,8 @@ __all__ = [
     "Series",
     "LinePanel",
     "Point",
+    "ScatterPanel",
+    "BinPanel",
     "strip_chart",
     "interval_bars",
     "band_lines",
@@ -60,6 +63,8 @@ SOURCE_COLORS = {
     "split": "#CC79A7",
     "perturb": "#D55E00",
     "replicate": "#56B4E9",
+    "all": "#222222",
+    "residual": "#9a9a9a",
 }
 NEUTRAL = "#8a8a8a"
 
@@ -249,10 +254,10 @@ def interval_bars(panels: Sequence[BarPanel]) -> str:
     svg : str
     """
     rows = max(len(p.categories) for p in panels)
-    cols = min(len(panels), 3)
+    cols = min(len(panels), 2)
     grid_rows = math.ceil(len(panels) / cols)
-    height = grid_rows * (0.85 + 0.36 * rows)
-    width = min(WIDTH_IN, 3.6 * cols + 0.8)
+    height = grid_rows * (1.0 + 0.36 * rows)
+    width = min(WIDTH_IN, 4.6 * cols + 0.6)
     with rc_context(_RC):
         fig = _figure(width, height)
         axes = fig.subplots(grid_rows, cols, squeeze=False).ravel()
@@ -313,6 +318,7 @@ class Series:
     lo: list[float | None] | None = None
     hi: list[float | None] | None = None
     color: str | None = None
+    dashed: bool = False
 
 
 @dataclass
@@ -323,38 +329,63 @@ class LinePanel:
     xlabel: str
     ylabel: str
     series: list[Series]
-    ylim: tuple[float, float] | None = None
+    ylim: tuple[float | None, float | None] | None = None
+    integer_x: bool = True
 
 
-def band_lines(panels: Sequence[LinePanel]) -> str:
-    """Draw lines with shaded bands, one panel per metric.
+_MARKERS = ("o", "s", "^", "D", "v")
+
+
+def _compact(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def _array(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
+def band_lines(panels: Sequence[LinePanel], *, cols: int = 3) -> str:
+    """Draw lines with shaded bands, one panel per metric, one legend below.
 
     Returns
     -------
     svg : str
     """
-    cols = min(len(panels), 3)
+    from matplotlib.ticker import MaxNLocator
+
+    cols = min(len(panels), cols)
     grid_rows = math.ceil(len(panels) / cols)
     with rc_context(_RC):
-        fig = _figure(WIDTH_IN if cols > 1 else 6.0, 2.7 * grid_rows + 0.4)
+        width = WIDTH_IN if cols > 1 else 6.0
+        fig = _figure(width, 2.7 * grid_rows + 0.5)
         axes = fig.subplots(grid_rows, cols, squeeze=False).ravel()
         labels_seen: dict[str, object] = {}
         for ax, panel in zip(axes, panels, strict=False):
             for i, s in enumerate(panel.series):
                 color = s.color or _color(i)
                 x = np.asarray(s.x, float)
-                y = np.array([np.nan if v is None else v for v in s.y], float)
+                # Distinct markers keep lines that coincide distinguishable.
                 (line,) = ax.plot(
-                    x, y, color=color, lw=1.8, marker="o", ms=3, label=s.label
+                    x,
+                    _array(s.y),
+                    color=color,
+                    lw=1.8 - 0.3 * (i % 3),
+                    marker=_MARKERS[i % len(_MARKERS)],
+                    ms=4 + (i % 3),
+                    mfc="none" if i % 2 else color,
+                    label=s.label,
+                    ls="--" if s.dashed else "-",
                 )
                 labels_seen.setdefault(s.label, line)
                 if s.lo is not None and s.hi is not None:
-                    lo = np.array([np.nan if v is None else v for v in s.lo], float)
-                    hi = np.array([np.nan if v is None else v for v in s.hi], float)
-                    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+                    ax.fill_between(
+                        x, _array(s.lo), _array(s.hi), color=color, alpha=0.18, lw=0
+                    )
             ax.set_title(panel.title, fontsize=9.5)
             ax.set_xlabel(panel.xlabel)
             ax.set_ylabel(panel.ylabel)
+            if panel.integer_x:
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if panel.ylim is not None:
                 ax.set_ylim(*panel.ylim)
         for ax in axes[len(panels) :]:
@@ -372,58 +403,88 @@ def band_lines(panels: Sequence[LinePanel]) -> str:
 # -- binned means -----------------------------------------------------------------
 
 
-def binned_chart(
-    bins: Sequence[str],
-    mean: Sequence[float | None],
-    lo: Sequence[float | None] | None,
-    hi: Sequence[float | None] | None,
-    counts: Sequence[int] | None,
-    *,
-    xlabel: str,
-    ylabel: str,
-    note: str = "",
-    ylim: tuple[float, float] | None = None,
-) -> str:
-    """Draw a mean per bin with an interval, the bin sizes under the axis.
+@dataclass
+class BinPanel:
+    """A mean per bin with an interval; the bin sizes under the axis.
 
-    Parameters
+    Attributes
     ----------
-    bins : sequence of str
+    title : str
+    bins : list of str
         Bin labels, left to right (e.g. ``"2–3"`` ratings).
-    mean : sequence of float
-    lo, hi : sequence of float, optional
+    mean : list of float
+    lo, hi : list of float, optional
         Interval ends per bin.
-    counts : sequence of int, optional
+    counts : list of int, optional
         Entities per bin, printed under each label.
+    ylabel : str
     note : str
-        Printed in the top-left corner (e.g. the rank correlation).
+        Printed in the panel's top-left corner (e.g. the rank correlation).
+    bounds : tuple of float, optional
+        The metric's range: the axis is fitted to the data but stays inside.
+    """
+
+    title: str
+    bins: list[str]
+    mean: list[float | None]
+    lo: list[float | None] | None = None
+    hi: list[float | None] | None = None
+    counts: list[int] | None = None
+    ylabel: str = ""
+    note: str = ""
+    bounds: tuple[float | None, float | None] = (None, None)
+
+
+def binned_chart(panels: Sequence[BinPanel], *, xlabel: str) -> str:
+    """Draw one or more binned-mean panels, two per row.
 
     Returns
     -------
     svg : str
     """
-    n = len(bins)
+    cols = min(len(panels), 2)
+    grid_rows = math.ceil(len(panels) / cols)
+    n = max(len(p.bins) for p in panels)
     with rc_context(_RC):
-        fig = _figure(min(WIDTH_IN, 1.2 + 0.62 * n), 3.3)
-        ax = fig.subplots()
-        x = np.arange(n)
-        y = np.array([np.nan if v is None else v for v in mean], float)
-        if lo is not None and hi is not None:
-            lo_a = np.array([np.nan if v is None else v for v in lo], float)
-            hi_a = np.array([np.nan if v is None else v for v in hi], float)
-            ax.fill_between(x, lo_a, hi_a, color=PALETTE[0], alpha=0.18, lw=0)
-            ax.vlines(x, lo_a, hi_a, color=PALETTE[0], lw=1.2)
-        ax.plot(x, y, color=PALETTE[0], lw=1.8, marker="o", ms=4)
-        ticks = list(bins)
-        if counts is not None:
-            ticks = [f"{b}\nn={c:,}" for b, c in zip(bins, counts, strict=False)]
-        ax.set_xticks(x, labels=ticks)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if ylim is not None:
-            ax.set_ylim(*ylim)
-        if note:
-            ax.text(0.01, 0.98, note, transform=ax.transAxes, va="top", fontsize=9)
+        width = min(WIDTH_IN, cols * (0.9 + 0.5 * n) + 0.3)
+        fig = _figure(width, 3.0 * grid_rows + 0.2)
+        axes = fig.subplots(grid_rows, cols, squeeze=False).ravel()
+        for ax, p in zip(axes, panels, strict=False):
+            x = np.arange(len(p.bins))
+            y = _array(p.mean)
+            shown = [y]
+            if p.lo is not None and p.hi is not None:
+                lo, hi = _array(p.lo), _array(p.hi)
+                ax.fill_between(x, lo, hi, color=PALETTE[0], alpha=0.18, lw=0)
+                ax.vlines(x, lo, hi, color=PALETTE[0], lw=1.2)
+                shown += [lo, hi]
+            ax.plot(x, y, color=PALETTE[0], lw=1.8, marker="o", ms=4)
+            ticks = list(p.bins)
+            if p.counts is not None:
+                ticks = [
+                    f"{b}\nn={_compact(c)}"
+                    for b, c in zip(p.bins, p.counts, strict=True)
+                ]
+            ax.set_xticks(x, labels=ticks, fontsize=7.5)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(p.ylabel)
+            ax.set_title(p.title, fontsize=9.5)
+            values = np.concatenate(shown)
+            values = values[np.isfinite(values)]
+            if values.size:
+                span = max(float(values.max() - values.min()), 0.02)
+                lo_, hi_ = values.min() - 0.35 * span, values.max() + 0.35 * span
+                if p.bounds[0] is not None:
+                    lo_ = max(lo_, p.bounds[0])
+                if p.bounds[1] is not None:
+                    hi_ = min(hi_, p.bounds[1])
+                ax.set_ylim(lo_, hi_)
+            if p.note:
+                ax.text(
+                    0.01, 0.98, p.note, transform=ax.transAxes, va="top", fontsize=8.5
+                )
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
         return _svg(fig)
 
 
@@ -442,101 +503,118 @@ class Point:
     front: bool = False
 
 
-def tradeoff_scatter(
-    points: Sequence[Point],
-    *,
-    xlabel: str,
-    ylabel: str,
-    better: str = "",
-    ylim: tuple[float, float] | None = None,
-) -> str:
-    """Draw accuracy against stability, the non-dominated levels filled and joined.
+@dataclass
+class ScatterPanel:
+    """One trade-off panel: accuracy (x) against one stability metric (y).
 
-    Parameters
+    Attributes
     ----------
-    points : sequence of Point
-        ``front=True`` marks a level no other level beats on both axes.
+    title : str
+    points : list of Point
+        ``front=True`` marks a level no other level of the panel beats on
+        both axes.
+    xlabel, ylabel : str
     better : str
         Where the best corner is, printed there (e.g. ``"better ↖"``).
     ylim : tuple of float, optional
         The stability metric's range; the axis stays inside it (with a
         margin) even where a whisker reaches beyond.
+    """
+
+    title: str
+    points: list[Point]
+    xlabel: str
+    ylabel: str
+    better: str = ""
+    ylim: tuple[float, float] | None = None
+
+
+def tradeoff_scatter(panels: Sequence[ScatterPanel]) -> str:
+    """Draw accuracy against stability, the non-dominated levels filled and joined.
 
     Returns
     -------
     svg : str
     """
+    cols = min(len(panels), 2)
+    grid_rows = math.ceil(len(panels) / cols)
     with rc_context(_RC):
-        fig = _figure(7.4, 4.4)
-        ax = fig.subplots()
-        for p in points:
-            face = PALETTE[0] if p.front else "white"
-            edge = PALETTE[0] if p.front else NEUTRAL
-            ax.errorbar(
-                p.x,
-                p.y,
-                xerr=p.xerr,
-                yerr=p.yerr,
-                fmt="none",
-                ecolor=edge,
-                elinewidth=0.9,
-                alpha=0.8,
-                zorder=2,
-            )
-            ax.scatter(
-                [p.x],
-                [p.y],
-                s=46,
-                facecolor=face,
-                edgecolor=edge,
-                linewidths=1.4,
-                zorder=3,
-            )
-            ax.annotate(
-                p.label,
-                (p.x, p.y),
-                xytext=(6, 4),
-                textcoords="offset points",
-                fontsize=8,
-                color="#222222" if p.front else "#555555",
-            )
-        front = sorted((p for p in points if p.front), key=lambda p: p.x)
-        if len(front) > 1:
-            ax.plot(
-                [p.x for p in front],
-                [p.y for p in front],
-                color=PALETTE[0],
-                lw=1,
-                ls="--",
-                zorder=1,
-            )
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.margins(0.18)
-        if ylim is not None:
-            lo, hi = ax.get_ylim()
-            pad = 0.05 * (ylim[1] - ylim[0])
-            ax.set_ylim(max(lo, ylim[0] - pad), min(hi, ylim[1] + pad))
-        if better:
-            ax.text(
-                0.01,
-                0.98,
-                better,
-                transform=ax.transAxes,
-                va="top",
-                fontsize=9,
-                color="#555555",
-            )
+        fig = _figure(7.4 if cols == 1 else WIDTH_IN, 4.0 * grid_rows + 0.4)
+        axes = fig.subplots(grid_rows, cols, squeeze=False).ravel()
+        for ax, panel in zip(axes, panels, strict=False):
+            for p in panel.points:
+                face = PALETTE[0] if p.front else "white"
+                edge = PALETTE[0] if p.front else NEUTRAL
+                ax.errorbar(
+                    p.x,
+                    p.y,
+                    xerr=p.xerr,
+                    yerr=p.yerr,
+                    fmt="none",
+                    ecolor=edge,
+                    elinewidth=0.9,
+                    alpha=0.8,
+                    zorder=2,
+                )
+                ax.scatter(
+                    [p.x],
+                    [p.y],
+                    s=46,
+                    facecolor=face,
+                    edgecolor=edge,
+                    linewidths=1.4,
+                    zorder=3,
+                )
+                ax.annotate(
+                    p.label,
+                    (p.x, p.y),
+                    xytext=(6, 4),
+                    fontsize=8,
+                    textcoords="offset points",
+                    color="#222222" if p.front else "#555555",
+                )
+            front = sorted((p for p in panel.points if p.front), key=lambda p: p.x)
+            if len(front) > 1:
+                ax.plot(
+                    [p.x for p in front],
+                    [p.y for p in front],
+                    color=PALETTE[0],
+                    lw=1,
+                    ls="--",
+                    zorder=1,
+                )
+            ax.set_title(panel.title, fontsize=9.5)
+            ax.set_xlabel(panel.xlabel)
+            ax.set_ylabel(panel.ylabel)
+            ax.margins(0.18)
+            if panel.ylim is not None:
+                lo, hi = ax.get_ylim()
+                pad = 0.05 * (panel.ylim[1] - panel.ylim[0])
+                ax.set_ylim(max(lo, panel.ylim[0] - pad), min(hi, panel.ylim[1] + pad))
+            if panel.better:
+                ax.text(
+                    0.01,
+                    0.98,
+                    panel.better,
+                    transform=ax.transAxes,
+                    va="top",
+                    fontsize=9,
+                    color="#555555",
+                )
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
         handles = [
-            ax.scatter([], [], s=46, facecolor=PALETTE[0], edgecolor=PALETTE[0]),
-            ax.scatter(
-                [], [], s=46, facecolor="white", edgecolor=NEUTRAL, linewidths=1.4
-            ),
+            Line2D([], [], ls="", marker="o", ms=7, mfc=PALETTE[0], mec=PALETTE[0]),
+            Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec=NEUTRAL, mew=1.4),
         ]
-        ax.legend(
+        fig.legend(
             handles,
-            ["not beaten on both axes", "beaten by another level"],
-            loc="lower right",
+            [
+                "no other setting beats it on both axes",
+                "another setting is as good or better on both",
+            ],
+            loc="outside lower center",
+            ncols=2,
         )
         return _svg(fig)
 

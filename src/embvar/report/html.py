@@ -24,7 +24,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import markupsafe
 
 from embvar.errors import StoreError
 from embvar.report.sections import SECTIONS, Section, fmt_fixed, fmt_number
+from embvar.store import write_text_atomic
 
 __all__ = ["render_html", "write_html", "rebuild_html", "build_sections", "HTML_NAME"]
 
@@ -68,7 +68,8 @@ def _plus_minus(stat: Any, digits: int = 3) -> str:
     sd = stat.get("sd")
     if sd is None or stat.get("n", 2) < 2:
         return fmt_number(stat["mean"], digits)
-    return f"{fmt_number(stat['mean'], digits)} ± {fmt_number(sd, digits)}"
+    # No-break spaces keep "mean ± sd" on one line when cells wrap (print).
+    return f"{fmt_number(stat['mean'], digits)}\u00a0±\u00a0{fmt_number(sd, digits)}"
 
 
 def _problem(sid: str, key: str, exc: Exception) -> Section:
@@ -124,7 +125,15 @@ def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
         )
     runs = report.get("runs") or {}
-    if runs:
+    if report.get("kind") == "compare":
+        files = (report.get("compare") or {}).get("files") or []
+        facts.append(
+            (
+                "Tables",
+                f"{len(files)} embedding tables, compared where they share entity ids",
+            )
+        )
+    elif runs:
         n_groups = len(report.get("groups") or [])
         facts.append(
             (
@@ -134,6 +143,15 @@ def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
                     f"finished; {n_groups} group{'' if n_groups == 1 else 's'} of two "
                     "or more runs that differ only in their seeds"
                 ),
+            )
+        )
+    if (report.get("study") or {}).get("quick"):
+        facts.append(
+            (
+                "Plan",
+                "quick (--quick): fewer runs and epochs than the full "
+                "study, to check that everything works; its numbers "
+                "are rough",
             )
         )
     if report.get("created"):
@@ -152,6 +170,10 @@ def _title(report: dict[str, Any]) -> str:
     study = report.get("study") or {}
     if report.get("title"):
         return str(report["title"])
+    if isinstance(report.get("cells"), list) and "verdict" in report:
+        target = report.get("target")
+        label = target.get("label") if isinstance(target, dict) else target
+        return f"Determinism audit of {label}" if label else "Determinism audit"
     if study.get("name"):
         return f"Study {study['name']}: how much do the embeddings vary, and why"
     return "embvar report"
@@ -223,13 +245,12 @@ def write_html(
     """
     path = Path(path)
     html = render_html(report, json_name=json_name)
-    tmp = path.parent / f".tmp-{path.name}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, path)
     except OSError as exc:
         raise StoreError(f"cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
+    # A unique temporary name: two processes finishing one study may both write.
+    write_text_atomic(path, html)
     return path
 
 

@@ -211,6 +211,19 @@ _ENTRIES = [
         "Gower (1975), Psychometrika 40",
     ),
     MetricInfo(
+        "aligned_displacement",
+        "geometry",
+        "aligned displacement",
+        "0 = no movement, 1 = as far as a typical row is long",
+        0.0,
+        None,
+        "lower",
+        "√n · ‖x_i − s·y_i·R‖ per entity, with both tables centred and of unit "
+        "Frobenius norm, R and s the Procrustes rotation and scale of Y onto X",
+        "rotation, reflection, translation and isotropic scaling",
+        "Schönemann (1966), Psychometrika 31",
+    ),
+    MetricInfo(
         "test_rmse",
         "function",
         "test RMSE",

@@ -104,11 +104,39 @@ def _across(report: dict[str, Any]) -> list[str]:
 
 
 def _why(report: dict[str, Any]) -> list[str]:
-    """The source with the largest share of the variance, where attributed."""
+    """Which source the difference comes from, where the study attributed it."""
     att = report.get("attribution")
     if not isinstance(att, dict):
         return []
     out = []
+    # Geometry: pairs that differ in one source only, against every source.
+    for entry in att.get("distance") or []:
+        by = {
+            b.get("source"): b
+            for b in entry.get("by_source") or []
+            if isinstance(b, dict) and b.get("mean") is not None
+        }
+        every = by.pop("all", None)
+        metric = str(entry.get("metric", ""))
+        if not by or every is None or not metric.startswith("procrustes"):
+            continue
+        parts = [f"the {src} seed alone {by[src]['mean']:.3f}" for src in by]
+        top = max(by, key=lambda src: by[src]["mean"])
+        ratio = by[top]["mean"] / every["mean"] if every["mean"] > 0 else 0.0
+        verdict = (
+            f": the {top} seed alone makes nearly all of the difference"
+            if ratio >= 0.9 and len(by) > 1
+            else ""
+        )
+        out.append(
+            "Where the difference comes from: runs that differ in every seed are "
+            f"{every['mean']:.3f} apart (Procrustes distance), runs that differ in "
+            + " and ".join(parts)
+            + verdict
+            + "."
+        )
+        break
+    # A scalar outcome's variance, only where a source's interval excludes 0.
     for entry in att.get("scalar") or []:
         comps = [
             c
@@ -117,18 +145,49 @@ def _why(report: dict[str, Any]) -> list[str]:
             and c.get("share") is not None
             and c.get("source") not in ("residual", "error")
         ]
-        if not comps:
-            continue
-        top = max(comps, key=lambda c: c["share"])
-        iv = top.get("interval") or top.get("ci")
-        ci = f" (95% interval {_pct(iv[0])}–{_pct(iv[1])})" if iv else ""
-        outcome = str(entry.get("outcome", "the outcome")).replace("_", " ")
-        out.append(
-            f"Most of the variation in {outcome} between runs comes from the "
-            f"{top['source']} seed: {_pct(top['share'])} of the variance{ci}."
-        )
+        sure = [
+            c
+            for c in comps
+            if (c.get("interval") or [None])[0] not in (None, 0)
+            and c["interval"][0] > 0
+        ]
+        if sure:
+            top = max(sure, key=lambda c: c["share"])
+            lo, hi = top["interval"]
+            outcome = str(entry.get("outcome", "the outcome")).replace("_", " ")
+            out.append(
+                f"The {top['source']} seed accounts for {_pct(top['share'])} of "
+                f"the variance of {outcome} (95% interval {_pct(lo)}–{_pct(hi)})."
+            )
         break
+    for entry in att.get("perturbation") or []:
+        if (
+            isinstance(entry, dict)
+            and entry.get("ratio") is not None
+            and str(entry.get("metric", "")).startswith("procrustes")
+        ):
+            out.append(
+                "Moving one initial weight by one unit in the last place ends "
+                f"{_pct(entry['ratio'])} as far away as a new seed."
+            )
+            break
     return out
+
+
+def _frequency(report: dict[str, Any]) -> list[str]:
+    entries = report.get("frequency")
+    entries = entries if isinstance(entries, list) else [entries] if entries else []
+    for e in entries:
+        if (
+            isinstance(e, dict)
+            and e.get("entity", "item") == "item"
+            and str(e.get("metric", "")).startswith("knn")
+        ):
+            from embvar.report.sections.analysis import frequency_reading
+
+            reading = frequency_reading(e)
+            return [reading] if reading else []
+    return []
 
 
 def _claims(report: dict[str, Any]) -> list[str]:
@@ -153,10 +212,19 @@ def _claims(report: dict[str, Any]) -> list[str]:
 
 
 def _determinism(report: dict[str, Any]) -> list[str]:
+    """The audit's verdict: from a study's ``determinism`` entry, or the report
+    itself when it is an audit's ``determinism.json``."""
     d = report.get("determinism")
-    if isinstance(d, dict) and isinstance(d.get("verdict"), str) and d["verdict"]:
-        return [d["verdict"]]
-    return []
+    if not isinstance(d, dict):
+        d = report if isinstance(report.get("cells"), list) else None
+    if d is None:
+        return []
+    verdict = d.get("verdict")
+    if isinstance(verdict, str) and verdict:
+        return [verdict]
+    if isinstance(verdict, dict):
+        return [str(x) for x in verdict.get("sentences") or []]
+    return [str(x) for x in d.get("sentences") or []]
 
 
 def _runs(report: dict[str, Any]) -> list[str]:
@@ -195,5 +263,6 @@ def summary_sentences(report: dict[str, Any]) -> list[str]:
             )
     else:
         out += _how_much(g)
-    out += _across(report) + _why(report) + _claims(report) + _determinism(report)
+    out += _why(report) + _frequency(report) + _across(report)
+    out += _claims(report) + _determinism(report)
     return out + _runs(report)
