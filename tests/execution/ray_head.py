@@ -9,6 +9,7 @@ folder, and their descendants (the workers).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -58,8 +59,11 @@ def session_pids(marker: str) -> list[int]:
 def task_pids(marker: str, title: str = "ray::embvar_train") -> list[int]:
     """Workers of the session ``marker`` now running a task titled ``title``."""
     table = _proc_table()
-    return [pid for pid in session_pids(marker)
-            if pid in table and table[pid][1].startswith(title)]
+    return [
+        pid
+        for pid in session_pids(marker)
+        if pid in table and table[pid][1].startswith(title)
+    ]
 
 
 class RayHead:
@@ -74,15 +78,34 @@ class RayHead:
         self.address = f"127.0.0.1:{self.port}"
 
     def start(self) -> RayHead:
-        cmd = [self.ray_bin, "start", "--head", f"--port={self.port}",
-               f"--num-cpus={self.num_cpus}", "--num-gpus=0", "--disable-usage-stats",
-               "--include-dashboard=false", f"--temp-dir={self.temp_dir}",
-               "--node-ip-address=127.0.0.1"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
-                              env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+        cmd = [
+            self.ray_bin,
+            "start",
+            "--head",
+            f"--port={self.port}",
+            f"--num-cpus={self.num_cpus}",
+            "--num-gpus=0",
+            "--disable-usage-stats",
+            "--include-dashboard=false",
+            f"--dashboard-port={free_port()}",
+            f"--temp-dir={self.temp_dir}",
+        ]
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        )
         if proc.returncode != 0:
             self.stop()
-            raise RuntimeError(f"ray start failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            raise RuntimeError(
+                f"ray start failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            )
+        # The head listens on this node's address, which it prints.
+        found = re.search(r"--address='([^']+)'", proc.stdout + proc.stderr)
+        if found:
+            self.address = found.group(1)
         return self
 
     def stop(self) -> None:
@@ -95,8 +118,11 @@ class RayHead:
                     pass
             deadline = time.time() + 10
             while pids and time.time() < deadline:
-                pids = [p for p in pids if Path(f"/proc/{p}").exists()
-                        and "(Z)" not in _state(p)]
+                pids = [
+                    p
+                    for p in pids
+                    if Path(f"/proc/{p}").exists() and "(Z)" not in _state(p)
+                ]
                 time.sleep(0.2)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 

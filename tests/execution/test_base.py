@@ -20,28 +20,53 @@ STUDY = {
 
 
 def test_execution_table_parsed_with_memory_units():
-    study = parse_study({**STUDY, "execution": {
-        "executor": "ray", "address": "auto", "cpus": 2, "gpus": 0.5,
-        "memory": "2GiB", "max_retries": 1}})
-    assert study.execution == ExecutionSpec(executor="ray", address="auto", cpus=2.0,
-                                            gpus=0.5, memory=2 * 2**30, max_retries=1)
+    study = parse_study(
+        {
+            **STUDY,
+            "execution": {
+                "executor": "ray",
+                "address": "auto",
+                "cpus": 2,
+                "gpus": 0.5,
+                "memory": "2GiB",
+                "max_retries": 1,
+            },
+        }
+    )
+    assert study.execution == ExecutionSpec(
+        executor="ray",
+        address="auto",
+        cpus=2.0,
+        gpus=0.5,
+        memory=2 * 2**30,
+        max_retries=1,
+    )
     assert ExecutionSpec(memory="512MB").memory == 512 * 10**6
     assert ExecutionSpec(memory=1000).memory == 1000
 
 
 def test_execution_table_not_in_run_ids():
     plain = [s.run_id for s in plan_runs(parse_study(STUDY))]
-    ray = [s.run_id for s in plan_runs(parse_study(
-        {**STUDY, "execution": {"executor": "ray", "cpus": 4, "memory": "1GB"}}))]
+    ray = [
+        s.run_id
+        for s in plan_runs(
+            parse_study(
+                {**STUDY, "execution": {"executor": "ray", "cpus": 4, "memory": "1GB"}}
+            )
+        )
+    ]
     assert plain == ray and len(set(plain)) == 4
 
 
-@pytest.mark.parametrize("table,message", [
-    ({"executor": "slurm"}, "execution.executor"),
-    ({"cpus": 0}, "execution.cpus"),
-    ({"memory": "2 parsecs"}, "execution.memory"),
-    ({"max_retries": -1}, "execution.max_retries"),
-])
+@pytest.mark.parametrize(
+    "table,message",
+    [
+        ({"executor": "slurm"}, "execution.executor"),
+        ({"cpus": 0}, "execution.cpus"),
+        ({"memory": "2 parsecs"}, "execution.memory"),
+        ({"max_retries": -1}, "execution.max_retries"),
+    ],
+)
 def test_execution_table_bad_value_one_line_config_error(table, message):
     with pytest.raises(ConfigError, match=message) as info:
         parse_study({**STUDY, "execution": table})
@@ -56,7 +81,9 @@ def test_executor_for_arguments_override_study_file():
     assert executor_for(local, mine) is mine
     with pytest.raises(ConfigError, match="address is for executor='ray'"):
         executor_for(local, "local", address="auto")
-    with pytest.raises(ConfigError, match="executor must be one of local, ray; got 'dask'"):
+    with pytest.raises(
+        ConfigError, match="executor must be one of local, ray; got 'dask'"
+    ):
         make_executor("dask")
     with pytest.raises(ConfigError, match="got int"):
         make_executor(3)  # type: ignore[arg-type]
@@ -76,11 +103,14 @@ def test_executor_ray_without_ray_installed_dependency_error(monkeypatch):
 
 
 def test_cli_executor_ray_without_ray_one_line_exit_2(small_study_file, tmp_path):
-    code = ("import sys; sys.modules['ray'] = None; from embvar.cli import main; "
-            f"sys.argv = ['embvar', 'study', {str(small_study_file)!r}, '--executor', "
-            f"'ray', '--dir', {str(tmp_path / 'out')!r}]; main()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        "import sys; sys.modules['ray'] = None; from embvar.cli import main; "
+        f"sys.argv = ['embvar', 'study', {str(small_study_file)!r}, '--executor', "
+        f"'ray', '--dir', {str(tmp_path / 'out')!r}]; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("embvar: error: executor='ray' needs Ray")

@@ -120,8 +120,14 @@ def make_executor(
     if name == "ray":
         from embvar.execution.ray import RayExecutor
 
-        return RayExecutor(address=address, workers=workers, cpus=cpus, gpus=gpus,
-                           memory=memory, max_retries=max_retries)
+        return RayExecutor(
+            address=address,
+            workers=workers,
+            cpus=cpus,
+            gpus=gpus,
+            memory=memory,
+            max_retries=max_retries,
+        )
     raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}; got {name!r}.")
 
 
@@ -152,6 +158,12 @@ def executor_for(
         address = execution.address
     if name != "ray":
         return make_executor(name, workers=workers, address=address)
-    return make_executor(name, workers=workers, address=address, cpus=execution.cpus,
-                         gpus=execution.gpus, memory=execution.memory,
-                         max_retries=execution.max_retries)
+    return make_executor(
+        name,
+        workers=workers,
+        address=address,
+        cpus=execution.cpus,
+        gpus=execution.gpus,
+        memory=execution.memory,
+        max_retries=execution.max_retries,
+    )

@@ -86,7 +86,9 @@ def embvar_train(run_id: str, spec_json: str, threads: int, events: Any) -> Any:
                 logger.debug("progress event for run %s lost", run_id)
 
     tell(("start", run_id, 0, 0))
-    return run_task(spec_json, lambda epoch, epochs: tell(("epoch", run_id, epoch, epochs)))
+    return run_task(
+        spec_json, lambda epoch, epochs: tell(("epoch", run_id, epoch, epochs))
+    )
 
 
 class RayExecutor:
@@ -144,16 +146,24 @@ class RayExecutor:
     ):
         require_ray()
         for label, value, low in (("cpus", cpus, 0.0), ("gpus", gpus, 0.0)):
-            if not isinstance(value, int | float) or value < low or (
-                    label == "cpus" and value == 0):
-                raise ConfigError(f"{label} per Ray task must be a number > 0 "
-                                  f"(gpus may be 0); got {label}={value!r}.")
+            if (
+                not isinstance(value, int | float)
+                or value < low
+                or (label == "cpus" and value == 0)
+            ):
+                raise ConfigError(
+                    f"{label} per Ray task must be a number > 0 "
+                    f"(gpus may be 0); got {label}={value!r}."
+                )
         if memory is not None and (not isinstance(memory, int) or memory < 1):
-            raise ConfigError(f"memory per Ray task must be a number of bytes >= 1; "
-                              f"got memory={memory!r}.")
+            raise ConfigError(
+                f"memory per Ray task must be a number of bytes >= 1; "
+                f"got memory={memory!r}."
+            )
         if not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError(f"max_retries must be an integer >= 0; got "
-                              f"max_retries={max_retries!r}.")
+            raise ConfigError(
+                f"max_retries must be an integer >= 0; got max_retries={max_retries!r}."
+            )
         self.address = address
         self.workers = max(1, int(workers))
         self.cpus = float(cpus)
@@ -161,7 +171,9 @@ class RayExecutor:
         self.memory = memory
         self.max_retries = max_retries
         self.threads = max(1, int(cpus))
-        self.ship_package = address is not None if ship_package is None else ship_package
+        self.ship_package = (
+            address is not None if ship_package is None else ship_package
+        )
         self.runtime_env = dict(runtime_env or {})
         #: Per-task timings of the last ``run``: run_id -> (submitted, result)
         #: as ``time.perf_counter`` values (for the benchmark).
@@ -169,8 +181,10 @@ class RayExecutor:
 
     def _runtime_env(self) -> dict[str, Any]:
         env = dict(self.runtime_env)
-        env_vars = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-                    **env.get("env_vars", {})}
+        env_vars = {
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            **env.get("env_vars", {}),
+        }
         env["env_vars"] = env_vars
         if self.ship_package:
             import embvar
@@ -184,13 +198,21 @@ class RayExecutor:
             return False
         try:
             if self.address is not None:
-                ray.init(address=self.address, runtime_env=self._runtime_env(),
-                         log_to_driver=False, logging_level=logging.WARNING)
+                ray.init(
+                    address=self.address,
+                    runtime_env=self._runtime_env(),
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
             else:
-                ray.init(num_cpus=max(1, round(self.workers * self.cpus)),
-                         num_gpus=int(self.gpus * self.workers) if self.gpus else None,
-                         include_dashboard=False, runtime_env=self._runtime_env(),
-                         log_to_driver=False, logging_level=logging.WARNING)
+                ray.init(
+                    num_cpus=max(1, round(self.workers * self.cpus)),
+                    num_gpus=int(self.gpus * self.workers) if self.gpus else None,
+                    include_dashboard=False,
+                    runtime_env=self._runtime_env(),
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"address={self.address!r}" if self.address else "a local Ray"
             raise ConfigError(
@@ -227,8 +249,11 @@ class RayExecutor:
 
                 events = Queue(actor_options={"num_cpus": 0})
             remote = ray.remote(embvar_train)
-            options: dict[str, Any] = {"num_cpus": self.cpus, "max_retries": self.max_retries,
-                                       "retry_exceptions": False}
+            options: dict[str, Any] = {
+                "num_cpus": self.cpus,
+                "max_retries": self.max_retries,
+                "retry_exceptions": False,
+            }
             if self.gpus:
                 options["num_gpus"] = self.gpus
             if self.memory:
@@ -239,7 +264,9 @@ class RayExecutor:
             self.timings = {}
             for run_id, spec_json in tasks:
                 submitted[run_id] = time.perf_counter()
-                pending[task_fn.remote(run_id, spec_json, self.threads, events)] = run_id
+                pending[task_fn.remote(run_id, spec_json, self.threads, events)] = (
+                    run_id
+                )
             try:
                 while pending:
                     done, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_S)
