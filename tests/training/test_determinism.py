@@ -93,7 +93,7 @@ def test_verdict_recommends_cheapest_reproducible_with_op_determinism():
     ]
     results[0]["localized"] = {"first_step": 5}
     add_time_ratios(results, base.id)
-    verdict = audit_verdict(results, base.label, {"note": "No GPU here."}, None)
+    verdict = audit_verdict(results, base.id, {"note": "No GPU here."}, None)
     assert verdict["recommended"] == "det-on_threads-all_onednn-off_cpu"
     assert verdict["non_reproducible_cells"] == ["det-off_threads-all_onednn-off_cpu"]
     assert (
@@ -102,6 +102,26 @@ def test_verdict_recommends_cheapest_reproducible_with_op_determinism():
         "item_embedding/embeddings)."
     ) in verdict["sentences"]
     assert verdict["sentences"][-1] == "No GPU here."
+
+
+def test_verdict_prefers_op_determinism_with_fewest_other_changes():
+    base = Cell(False, None, False)
+    cells = [base, Cell(True, None, False), Cell(True, 1, False)]
+    results = [_result(c, [t]) for c, t in zip(cells, [1.0, 1.5, 1.1], strict=True)]
+    add_time_ratios(results, base.id)
+    costs = {
+        "op_determinism_on": {"ratio": 1.5, "pairs": 1},
+        "one_thread": {"ratio": None, "pairs": 0},
+    }
+    verdict = audit_verdict(results, base.id, {}, None, costs)
+    assert verdict["recommended"] == "det-on_threads-all_onednn-off_cpu"
+    assert verdict["sentences"][0] == (
+        "All 3 settings gave bitwise-identical runs in separate processes here."
+    )
+    assert (
+        "Training time with a setting over time without, measured in this "
+        "audit: op determinism 1.50x."
+    ) in verdict["sentences"]
 
 
 def test_recipe_lists_the_settings_of_the_cell():

@@ -409,7 +409,8 @@ def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say
         )
         n_processes += pitfall_doc["processes"]
 
-    verdict = audit_verdict(results, baseline.label, gpu, pitfall_doc)
+    costs = factor_costs(results)
+    verdict = audit_verdict(results, baseline.id, gpu, pitfall_doc, costs)
     recommended = next((c for c in cells if c.id == verdict["recommended"]), None)
     return {
         "embvar_version": __version__,
@@ -427,7 +428,7 @@ def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say
         "gpu": gpu,
         "cells": results,
         "classes": _classes(results, records),
-        "costs": factor_costs(results),
+        "costs": costs,
         "verdict": verdict,
         "recipe": None
         if recommended is None

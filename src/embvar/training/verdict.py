@@ -87,23 +87,39 @@ def factor_costs(results: list[dict]) -> dict[str, Any]:
 
 
 def audit_verdict(
-    results: list[dict], baseline_label: str, gpu: dict, pitfall_doc: dict | None
+    results: list[dict],
+    baseline_id: str,
+    gpu: dict,
+    pitfall_doc: dict | None,
+    costs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return which cells were reproducible, the one to recommend, and why.
 
-    The recommended cell is the fastest reproducible one with op
-    determinism on, else the fastest reproducible one.
+    The recommended cell is a reproducible one with op determinism on (the
+    setting TensorFlow's guarantee rests on) and as few other changes from
+    the baseline as possible, the faster first; without one, the fewest
+    changes among the reproducible cells.
     """
+    base = next(r for r in results if r["id"] == baseline_id)
     good = [r for r in results if r["reproducible"]]
     bad = [r for r in results if r["reproducible"] is False]
     failed = [r for r in results if r["reproducible"] is None]
+
+    def changes(r: dict) -> int:
+        keys = ("threads", "onednn", "device")
+        return sum(r[k] != base[k] for k in keys)
+
     pick = sorted(
-        (r for r in good if r["op_determinism"]), key=lambda r: r["time_ratio"] or 1e9
+        good,
+        key=lambda r: (not r["op_determinism"], changes(r), r["time_ratio"] or 1e9),
     )
-    pick = pick or sorted(good, key=lambda r: r["time_ratio"] or 1e9)
     sentences = []
     n = len(results)
-    if good:
+    if good and len(good) == n:
+        sentences.append(
+            f"All {n} settings gave bitwise-identical runs in separate processes here."
+        )
+    elif good:
         sentences.append(
             f"{len(good)} of {n} settings gave bitwise-identical runs in separate "
             f"processes here: {'; '.join(r['label'] for r in good)}."
@@ -135,7 +151,22 @@ def audit_verdict(
         others = [r["label"] for r in results if r["same_as_baseline"] is False]
         sentences.append(
             f"These settings change the bits relative to the baseline "
-            f"({baseline_label}): {'; '.join(others)}."
+            f"({base['label']}): {'; '.join(others)}."
+        )
+    words = {
+        "op_determinism_on": "op determinism",
+        "one_thread": "one intra-op thread instead of all",
+        "onednn_on": "oneDNN on instead of off",
+    }
+    priced = [
+        f"{words[k]} {v['ratio']:.2f}x"
+        for k, v in (costs or {}).items()
+        if v.get("ratio") is not None
+    ]
+    if priced:
+        sentences.append(
+            "Training time with a setting over time without, measured "
+            "in this audit: " + "; ".join(priced) + "."
         )
     if gpu.get("note"):
         sentences.append(gpu["note"].strip())
