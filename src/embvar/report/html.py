@@ -254,32 +254,51 @@ def write_html(
     return path
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"cannot read {str(path)!r}: {exc}; give a directory a study, "
+            "`embvar compare` or `embvar determinism` wrote its JSON into."
+        ) from exc
+    if not isinstance(doc, dict):
+        raise StoreError(
+            f"{str(path)!r} must hold a JSON object; got {type(doc).__name__}."
+        )
+    return doc
+
+
 def rebuild_html(directory: str | Path) -> tuple[dict[str, Any], Path]:
     """Read a directory's ``report.json`` and write its ``report.html`` again.
+
+    Where the directory also holds a determinism audit (``determinism.json``)
+    that ``report.json`` does not include, the page shows the audit too. A
+    directory with only ``determinism.json`` gets a page of the audit alone.
 
     Returns
     -------
     report : dict
+        The document drawn (``report.json``, with the audit where added).
     path : Path
         The HTML file written.
 
     Raises
     ------
     StoreError
-        If ``report.json`` is missing or not JSON, or the page cannot be
-        written.
+        If neither JSON file can be read, or the page cannot be written.
     """
     directory = Path(directory)
     source = directory / "report.json"
-    try:
-        report = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoreError(
-            f"cannot read {str(source)!r}: {exc}; give a directory a study, "
-            "`embvar compare` or `embvar determinism` wrote a report.json into."
-        ) from exc
-    if not isinstance(report, dict):
-        raise StoreError(
-            f"{str(source)!r} must hold a JSON object; got {type(report).__name__}."
-        )
+    audit = directory / "determinism.json"
+    if not source.is_file() and audit.is_file():
+        doc = _read_json(audit)
+        return doc, write_html(doc, directory / HTML_NAME, json_name=audit.name)
+    report = _read_json(source)
+    if audit.is_file() and "determinism" not in report:
+        try:
+            merged = {**_read_json(audit), "source_file": audit.name}
+            report = {**report, "determinism": merged}
+        except StoreError as exc:
+            logger.warning("%s", exc)
     return report, write_html(report, directory / HTML_NAME)

@@ -74,9 +74,9 @@ def summary_json(
     -------
     dict
         ``summary`` (the sentences), ``groups`` (without their per-pair
-        values), ``claims`` and ``determinism`` verdicts where the report
-        has them, the least stable entities' labels, and the paths of
-        ``report.json`` and ``report.html``.
+        values), the ``claims`` and the ``determinism`` verdict (its
+        sentences) where the report has them, the least stable entities'
+        labels, and the paths of ``report.json`` and ``report.html``.
     """
     out: dict[str, Any] = {
         "summary": report.get("summary") or [],
@@ -87,9 +87,11 @@ def summary_json(
     }
     if report.get("claims") is not None:
         out["claims"] = report["claims"]
-    determinism = report.get("determinism")
-    if isinstance(determinism, dict) and "verdict" in determinism:
-        out["determinism"] = {"verdict": determinism["verdict"]}
+    from embvar.report.summary import determinism_sentences
+
+    verdict = determinism_sentences(report)
+    if verdict:
+        out["determinism"] = {"verdict": verdict}
     entities = report.get("entities")
     if isinstance(entities, dict):
         out["least_stable"] = [

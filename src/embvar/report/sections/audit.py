@@ -73,7 +73,10 @@ def determinism(report: dict[str, Any]) -> Section | None:
     d, path = audit_document(report)
     if d is None:
         return None
-    prefix = f"{path}." if path else ""
+    # An audit read from its own determinism.json (embvar report DIR) has its
+    # numbers there, at the top level.
+    json_file = d.get("source_file")
+    prefix = f"{path}." if path and not json_file else ""
     cells = [c for c in d.get("cells") or [] if isinstance(c, dict)]
     rows = []
     for c in cells:
@@ -129,6 +132,7 @@ def determinism(report: dict[str, Any]) -> Section | None:
             "target": target,
             "run_id": run_id,
             "gpu_note": gpu.get("note") or "",
+            "json_file": json_file,
             "prefix": prefix,
         },
     )
