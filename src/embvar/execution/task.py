@@ -39,8 +39,15 @@ def _prepared(data_json: str, split_seed: int):
     return prepare_data(DataSpec.model_validate_json(data_json), split_seed)
 
 
-def run_task(spec_json: str, on_epoch: Callable[[int, int], None] | None = None) -> Any:
-    """Train the run ``spec_json`` describes and return its RunResult."""
+def run_task(
+    spec_json: str,
+    on_epoch: Callable[[int, int], None] | None = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """Train the run ``spec_json`` describes and return its RunResult.
+
+    ``callbacks`` (Keras callbacks) go to every ``fit`` call of the run.
+    """
     from embvar.config import RunSpec
     from embvar.training.fit import train_run
 
@@ -49,4 +56,5 @@ def run_task(spec_json: str, on_epoch: Callable[[int, int], None] | None = None)
     from embvar.models.pretrained import pretrained_for
 
     pretrained = pretrained_for(spec, data)
-    return train_run(spec, data, pretrained=pretrained, on_epoch=on_epoch)
+    return train_run(spec, data, pretrained=pretrained, on_epoch=on_epoch,
+                     callbacks=callbacks)

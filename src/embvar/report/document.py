@@ -110,6 +110,13 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
         article_examples=study.analysis.article_examples,
         quick=report["study"]["quick"], seed=study.root_seed % 2**32,
     ))
+    if (store.root / "determinism.json").is_file():
+        # The determinism audit of this study (`embvar determinism`), in short.
+        from embvar.training.determinism import determinism_summary, read_determinism
+
+        audit = read_determinism(store.root)
+        if audit is not None:
+            report["determinism"] = determinism_summary(audit)
     report["summary"] = summary_sentences(report)
     return to_json_safe(report)
 
