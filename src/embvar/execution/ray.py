@@ -175,9 +175,6 @@ class RayExecutor:
             address is not None if ship_package is None else ship_package
         )
         self.runtime_env = dict(runtime_env or {})
-        #: Per-task timings of the last ``run``: run_id -> (submitted, result)
-        #: as ``time.perf_counter`` values (for the benchmark).
-        self.timings: dict[str, tuple[float, float]] = {}
 
     def _runtime_env(self) -> dict[str, Any]:
         env = dict(self.runtime_env)
@@ -233,8 +230,6 @@ class RayExecutor:
         result; a task whose worker died more than ``max_retries`` times is
         handed on as a :class:`~embvar.errors.TrainingError`.
         """
-        import time
-
         ray = require_ray()
         tasks = list(tasks)
         if not tasks:
@@ -260,10 +255,7 @@ class RayExecutor:
                 options["memory"] = self.memory
             task_fn = remote.options(**options)
             pending: dict[Any, str] = {}
-            submitted: dict[str, float] = {}
-            self.timings = {}
             for run_id, spec_json in tasks:
-                submitted[run_id] = time.perf_counter()
                 pending[task_fn.remote(run_id, spec_json, self.threads, events)] = (
                     run_id
                 )
@@ -285,7 +277,6 @@ class RayExecutor:
                                 f"{self.max_retries}): {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}"
                             )
-                        self.timings[run_id] = (submitted[run_id], time.perf_counter())
                         del ref
                         _drain(events, on_progress)
                         on_result(run_id, result)
