@@ -22,7 +22,32 @@ __all__ = [
 
 
 def determinism_summary(document: dict[str, Any]) -> dict[str, Any]:
-    """Return the short form of an audit that ``report.json`` carries."""
+    """Return the short form of an audit that ``report.json`` carries.
+
+    The verdict, the recipe, every cell without its per-replicate details,
+    and the pitfalls that were found.
+    """
+    keys = (
+        "id",
+        "label",
+        "reproducible",
+        "same_as_baseline",
+        "time_ratio",
+        "seconds_median",
+        "errors",
+        "first_difference",
+    )
+    cells = []
+    for c in document["cells"]:
+        cell = {k: c.get(k) for k in keys}
+        local = c.get("localized")
+        if local:
+            cell["localized"] = {
+                k: local.get(k)
+                for k in ("epoch", "first_step", "kinds", "variables", "note")
+            }
+        cells.append(cell)
+    pitfalls = document.get("pitfalls") or {}
     return {
         "target": document["target"]["label"],
         "run_id": document["target"].get("run_id"),
@@ -31,21 +56,10 @@ def determinism_summary(document: dict[str, Any]) -> dict[str, Any]:
         "reproducible_cells": document["verdict"]["reproducible_cells"],
         "recommended": document["verdict"]["recommended"],
         "gpu": document["gpu"],
-        "cells": [
-            {
-                k: c.get(k)
-                for k in (
-                    "id",
-                    "label",
-                    "reproducible",
-                    "same_as_baseline",
-                    "time_ratio",
-                    "first_difference",
-                )
-            }
-            for c in document["cells"]
-        ],
-        "pitfalls_found": (document.get("pitfalls") or {}).get("found", []),
+        "cells": cells,
+        "costs": document.get("costs"),
+        "pitfalls_found": pitfalls.get("found", []),
+        "pitfalls": [p for p in pitfalls.get("pitfalls", []) if p.get("found")],
         "recipe": (document.get("recipe") or {}).get("code"),
     }
 
