@@ -35,6 +35,7 @@ __all__ = [
     "Point",
     "ScatterPanel",
     "BinPanel",
+    "BinSeries",
     "strip_chart",
     "interval_bars",
     "band_lines",
@@ -404,17 +405,27 @@ def band_lines(panels: Sequence[LinePanel], *, cols: int = 3) -> str:
 
 
 @dataclass
+class BinSeries:
+    """One line of a binned panel: a mean per bin and its interval."""
+
+    label: str
+    mean: list[float | None]
+    lo: list[float | None] | None = None
+    hi: list[float | None] | None = None
+    color: str | None = None
+
+
+@dataclass
 class BinPanel:
-    """A mean per bin with an interval; the bin sizes under the axis.
+    """Means per bin, one line per series; the bin sizes under the axis.
 
     Attributes
     ----------
     title : str
     bins : list of str
         Bin labels, left to right (e.g. ``"2–3"`` ratings).
-    mean : list of float
-    lo, hi : list of float, optional
-        Interval ends per bin.
+    series : list of BinSeries
+        The lines; each has one mean (and interval) per bin.
     counts : list of int, optional
         Entities per bin, printed under each label.
     ylabel : str
@@ -426,9 +437,7 @@ class BinPanel:
 
     title: str
     bins: list[str]
-    mean: list[float | None]
-    lo: list[float | None] | None = None
-    hi: list[float | None] | None = None
+    series: list[BinSeries]
     counts: list[int] | None = None
     ylabel: str = ""
     note: str = ""
@@ -436,7 +445,7 @@ class BinPanel:
 
 
 def binned_chart(panels: Sequence[BinPanel], *, xlabel: str) -> str:
-    """Draw one or more binned-mean panels, two per row.
+    """Draw one or more binned-mean panels, two per row, one legend below.
 
     Returns
     -------
@@ -447,18 +456,25 @@ def binned_chart(panels: Sequence[BinPanel], *, xlabel: str) -> str:
     n = max(len(p.bins) for p in panels)
     with rc_context(_RC):
         width = min(WIDTH_IN, cols * (0.9 + 0.5 * n) + 0.3)
-        fig = _figure(width, 3.0 * grid_rows + 0.2)
+        fig = _figure(width, 3.0 * grid_rows + 0.5)
         axes = fig.subplots(grid_rows, cols, squeeze=False).ravel()
+        legend: dict[str, object] = {}
         for ax, p in zip(axes, panels, strict=False):
             x = np.arange(len(p.bins))
-            y = _array(p.mean)
-            shown = [y]
-            if p.lo is not None and p.hi is not None:
-                lo, hi = _array(p.lo), _array(p.hi)
-                ax.fill_between(x, lo, hi, color=PALETTE[0], alpha=0.18, lw=0)
-                ax.vlines(x, lo, hi, color=PALETTE[0], lw=1.2)
-                shown += [lo, hi]
-            ax.plot(x, y, color=PALETTE[0], lw=1.8, marker="o", ms=4)
+            shown = []
+            for i, s in enumerate(p.series):
+                color = s.color or _color(i)
+                y = _array(s.mean)
+                shown.append(y)
+                if s.lo is not None and s.hi is not None:
+                    lo, hi = _array(s.lo), _array(s.hi)
+                    ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+                    ax.vlines(x, lo, hi, color=color, lw=1.0)
+                    shown += [lo, hi]
+                (line,) = ax.plot(
+                    x, y, color=color, lw=1.8, marker=_MARKERS[i % len(_MARKERS)], ms=4
+                )
+                legend.setdefault(s.label, line)
             ticks = list(p.bins)
             if p.counts is not None:
                 ticks = [
@@ -469,7 +485,7 @@ def binned_chart(panels: Sequence[BinPanel], *, xlabel: str) -> str:
             ax.set_xlabel(xlabel)
             ax.set_ylabel(p.ylabel)
             ax.set_title(p.title, fontsize=9.5)
-            values = np.concatenate(shown)
+            values = np.concatenate(shown) if shown else np.array([])
             values = values[np.isfinite(values)]
             if values.size:
                 span = max(float(values.max() - values.min()), 0.02)
@@ -481,10 +497,17 @@ def binned_chart(panels: Sequence[BinPanel], *, xlabel: str) -> str:
                 ax.set_ylim(lo_, hi_)
             if p.note:
                 ax.text(
-                    0.01, 0.98, p.note, transform=ax.transAxes, va="top", fontsize=8.5
+                    0.01, 0.98, p.note, transform=ax.transAxes, va="top", fontsize=8
                 )
         for ax in axes[len(panels) :]:
             ax.set_visible(False)
+        if len(legend) > 1:
+            fig.legend(
+                list(legend.values()),
+                list(legend),
+                loc="outside lower center",
+                ncols=min(len(legend), 4),
+            )
         return _svg(fig)
 
 

@@ -353,6 +353,7 @@ def dynamics(report: dict[str, Any]) -> Section | None:
                         "half": summ.get("epochs_to_half"),
                         "stopped": summ.get("stopped"),
                         "reference": summ.get("reference_kind"),
+                        "initial": summ.get("initial"),
                     }
                 )
         ylim = (
@@ -448,70 +449,105 @@ def frequency_reading(entry: dict[str, Any]) -> str | None:
     )
 
 
+_KIND_LABELS = {
+    "all": "every seed differs",
+    "init": "init seed only differs",
+    "order": "order seed only differs",
+    "noise": "noise seed only differs",
+}
+
+
 @section("frequency", "frequency")
 def frequency(report: dict[str, Any]) -> Section | None:
     """Per-entity stability against how often the entity appears in training.
 
     Reads ``frequency`` (one entry or a list): ``{"entity": "item" | "user",
-    "metric": "knn_overlap@10", "group": label, "bins": [{"label": "2–3",
-    "lo": 2, "hi": 3, "n": 1200, "mean": 0.2, "interval": [lo, hi]}],
-    "spearman": {"rho": 0.6, "p_value": 1e-9, "interval": [lo, hi], "n": 9066},
-    "n_pairs": int}``.
+    "pairs_kind": "all" | "init" | "order", "metric": "knn_overlap@10",
+    "group": label, "bins": [{"label": "2–3", "lo": 2, "hi": 3, "n": 1200,
+    "mean": 0.2, "interval": [lo, hi]}], "spearman": {"rho": 0.6, "p_value":
+    1e-9, "interval": [lo, hi], "n": 9066}, "n_pairs": int}``. One panel per
+    entity and metric, one line per kind of pair.
     """
     value = report.get("frequency")
     entries = value if isinstance(value, list) else [value] if value else []
-    panels = []
+    panels: dict[tuple[str, str], dict[str, Any]] = {}
     paths = []
     readings = []
-    group = None
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or not e.get("bins"):
             continue
         bins = e["bins"]
+        metric = str(e.get("metric", "knn_overlap"))
+        entity = str(e.get("entity") or "")
+        kind = str(e.get("pairs_kind") or "")
+        info = metric_info(metric)
+        key = (entity, metric)
+        if key not in panels:
+            panels[key] = {
+                "info": info,
+                "bins": [_bin_label(b, j) for j, b in enumerate(bins)],
+                "counts": [b["n"] for b in bins]
+                if all("n" in b for b in bins)
+                else None,
+                "series": [],
+                "notes": [],
+            }
+        panel = panels[key]
+        if len(bins) != len(panel["bins"]):
+            continue
         ivs = [_interval(b) for b in bins]
         have_iv = any(a is not None for a, _ in ivs)
-        info = metric_info(e.get("metric", "knn_overlap"))
-        rho = _rho(e)
-        note = ""
-        if rho.get("rho") is not None:
-            note = f"Spearman ρ = {rho['rho']:.2f}"
-            lo, hi = _interval(rho)
-            if lo is not None and hi is not None:
-                note += f" [{lo:.2f}, {hi:.2f}]"
-        entity = f"{e['entity']}s: " if e.get("entity") else ""
-        panels.append(
-            fg.BinPanel(
-                f"{entity}{info.name} ({info.alike})",
-                [_bin_label(b, j) for j, b in enumerate(bins)],
+        label = _KIND_LABELS.get(kind, kind or "pairs of runs")
+        panel["series"].append(
+            fg.BinSeries(
+                label,
                 [b.get("mean") for b in bins],
                 [a for a, _ in ivs] if have_iv else None,
                 [b for _, b in ivs] if have_iv else None,
-                [b["n"] for b in bins] if all("n" in b for b in bins) else None,
+                _source_color(kind, len(panel["series"])) if kind else None,
+            )
+        )
+        rho = _rho(e)
+        if rho.get("rho") is not None:
+            panel["notes"].append(
+                f"ρ = {rho['rho']:.2f}" + (f" ({kind})" if kind else "")
+            )
+        base = "frequency" if not isinstance(value, list) else f"frequency[{i}]"
+        if not isinstance(value, list):
+            paths += [f"{base}.bins", f"{base}.spearman"]
+        # Displacement is not normalised per entity, so only the neighbour
+        # overlap reads as "more or less stable"; one sentence per entity.
+        if metric.startswith("knn") and kind in ("", "all"):
+            reading = frequency_reading(e)
+            if reading:
+                readings.append(reading)
+    if not panels:
+        return None
+    if isinstance(value, list):
+        paths = ["frequency[*].bins", "frequency[*].spearman"]
+    drawn = []
+    for (entity, _), p in panels.items():
+        info = p["info"]
+        noun = f"{entity}s: " if entity else ""
+        drawn.append(
+            fg.BinPanel(
+                f"{noun}{info.name}\n{info.alike}",
+                p["bins"],
+                p["series"],
+                counts=p["counts"],
                 ylabel=f"mean {info.name}",
-                note=note,
+                note="Spearman " + ", ".join(p["notes"]) if p["notes"] else "",
                 bounds=(info.low, info.high),
             )
         )
-        base = "frequency" if not isinstance(value, list) else f"frequency[{i}]"
-        paths += [f"{base}.bins", f"{base}.spearman"]
-        # Displacement is not normalised per entity, so only the neighbour
-        # overlap reads as "more or less stable".
-        reading = (
-            frequency_reading(e) if str(e.get("metric", "")).startswith("knn") else None
-        )
-        if reading:
-            readings.append(reading)
-        group = group or e.get("group")
-    if not panels:
-        return None
     fig = FigureBlock(
-        fg.binned_chart(panels, xlabel="training interactions per entity (bin)"),
+        fg.binned_chart(drawn, xlabel="training interactions per entity (bin)"),
         "Line charts of per-entity stability by frequency bin.",
         "Each entity's stability between pairs of runs against how often it occurs "
-        "in the training data, in bins of doubling width; each point is the mean "
-        "over the entities in the bin (n under the bin) with its 95% bootstrap "
-        "interval. The rank correlation (Spearman ρ, with its interval) uses every "
-        "entity, not the bins." + (f" Runs of group {group}." if group else ""),
+        "in the training data, in bins of doubling width, for pairs of runs that "
+        "differ in every seed or in one seed only; each point is the mean over the "
+        "entities in the bin (n under the bin) with its 95% bootstrap interval. The "
+        "rank correlations (Spearman ρ) use every entity, not the bins.",
         paths,
     )
     return Section(
