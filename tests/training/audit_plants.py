@@ -153,3 +153,13 @@ def train_unseeded_shuffle(recorder, seed):
 def hash_seed() -> str | None:
     """This process's PYTHONHASHSEED, for the tests' own checks."""
     return os.environ.get("PYTHONHASHSEED")
+
+
+def build_custom(params):
+    """A study builder (``model.kind = "audit_plants:build_custom"``)."""
+    user = keras.Input(shape=(), dtype="int32", name="user")
+    item = keras.Input(shape=(), dtype="int32", name="item")
+    u = keras.layers.Embedding(params["n_users"], params["dim"], name="user_embedding")
+    v = keras.layers.Embedding(params["n_items"], params["dim"], name="item_embedding")
+    score = keras.layers.Dot(axes=1)([u(user), v(item)])
+    return keras.Model([user, item], score), ["user_embedding", "item_embedding"]

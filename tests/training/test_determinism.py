@@ -6,11 +6,13 @@ import sys
 import audit_plants as plants
 import pytest
 
-from embvar.config import parse_study, plan_runs
+from embvar.config import ModelSpec, parse_study, plan_runs
 from embvar.errors import ConfigError
 from embvar.training import determinism as det
+from embvar.training.comparison import compare_records
 from embvar.training.determinism import Cell, default_cells, determinism_audit
-from embvar.training.target import function_target, spec_target
+from embvar.training.recorder import Recorder, load_record
+from embvar.training.target import function_target, spec_target, train_spec
 from embvar.training.verdict import (
     add_time_ratios,
     audit_verdict,
@@ -193,6 +195,28 @@ def test_determinism_summary_and_read(tmp_path):
     summary = det.determinism_summary(det.read_determinism(tmp_path))
     assert summary["recommended"] == "c" and summary["recipe"] == "import os"
     assert summary["cells"][0]["reproducible"] is True
+
+
+@pytest.mark.skipif(
+    "fit" not in ModelSpec.model_fields, reason="study builders not in this checkout"
+)
+def test_train_spec_records_a_study_builder_model(tmp_path):
+    raw = {**SMALL, "model": {"kind": "audit_plants:build_custom", "dim": 4}}
+    spec = plan_runs(parse_study(raw))[0]
+    records = []
+    for name in ("a", "b"):
+        recorder = Recorder(tmp_path / name)
+        train_spec(recorder, None, spec.model_dump_json())
+        recorder.close(1.0)
+        records.append(load_record(tmp_path / name))
+    a = records[0]
+    assert sorted(a.epochs) == [0, 1, 2]
+    # The builder's two tables, no bias tables: the builder's model, not the
+    # built-in factorization, was recorded, with its optimizer state.
+    embeddings = {p for p, v in a.variables.items() if v["kind"] == "embedding"}
+    assert embeddings == {"user_embedding/embeddings", "item_embedding/embeddings"}
+    assert any(v["kind"] == "optimizer" for v in a.variables.values())
+    assert compare_records(*records)["identical"] is True
 
 
 @pytest.mark.slow
