@@ -220,13 +220,17 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        # Click's exceptions, from click itself or the copy typer vendors.
+        kinds = {c.__name__ for c in type(exc).__mro__}
+        if "Abort" in kinds:
             err_console.print("embvar: interrupted; run the same command to resume.")
             sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if "ClickException" in kinds:
+            ctx = getattr(exc, "ctx", None)
+            hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+            message = exc.format_message().rstrip(".")
+            err_console.print(f"embvar: error: {message}{hint}.",
+                              markup=False, highlight=False, soft_wrap=True)
             sys.exit(2)
         raise
     if code == 130:

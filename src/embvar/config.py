@@ -151,7 +151,10 @@ class Design(BaseModel):
 
     model_config = _STRICT
 
-    name: str = Field("main", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    # Letters, digits, "_", "-" and "." but not first: no path can hide in it.
+    name: str = Field(
+        "main", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+    )
     replicates: int = Field(1, ge=1, le=1000)
     factors: dict[str, list[Any]] = Field(default_factory=dict)
 

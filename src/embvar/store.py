@@ -228,7 +228,8 @@ def load_array(path: Path, sha256: str | None = None) -> np.ndarray:
             )
         array = np.load(path, allow_pickle=False)
     except (ValueError, EOFError) as exc:
-        raise DataError(f"{str(path)!r} {expected}; got: {exc}.") from exc
+        reason = str(exc).rstrip(".")
+        raise DataError(f"{str(path)!r} {expected}; got: {reason}.") from exc
     except OSError as exc:
         raise StoreError(f"cannot read {str(path)!r}: {exc.strerror or exc}.") from exc
     if not isinstance(array, np.ndarray):
@@ -265,8 +266,15 @@ class Store:
             self._check_version()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._stamp_version()
+            # Tables and version in one transaction: a process opening the
+            # index meanwhile, or after a crash, sees all of it or none.
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{_SCHEMA}\n"
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', "
+                f"'{SCHEMA_VERSION:d}');\n"
+                "INSERT OR IGNORE INTO meta VALUES ('embvar_version', "
+                f"'{_sql_text(__version__)}');\nCOMMIT;"
+            )
         except StoreVersionError:
             self._db.close()
             raise
@@ -298,21 +306,17 @@ class Store:
             wrote = self._db.execute(
                 "SELECT value FROM meta WHERE key='embvar_version'").fetchone()
             writer = f"embvar {wrote[0]}" if wrote else "another embvar version"
+            pin = wrote[0] if wrote else "VERSION"
             raise StoreVersionError(
                 f"the store in {str(self.root)!r} has index schema version {row[0]} "
                 f"(written by {writer}), and this embvar ({__version__}) reads "
                 f"version {SCHEMA_VERSION}. To migrate, rerun the study into a new "
-                "directory with this version (`embvar study STUDY --dir NEW_DIR`); "
-                f"to read the old results as they are, install {writer} "
-                "(`pip install embvar==VERSION`). The directory was not changed."
+                "directory with this version (`embvar study STUDY --dir NEW_DIR`; "
+                "runs are retrained, nothing is converted); to read the old "
+                f"results as they are, use {writer} (`pip install embvar=={pin}`). "
+                "The directory was not changed."
             )
 
-    def _stamp_version(self) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                       (str(SCHEMA_VERSION),))
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('embvar_version', ?)",
-                       (__version__,))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -683,6 +687,10 @@ def _check_table_name(name: str) -> str:
             f"got table={name!r}."
         )
     return name
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _pid_alive(pid: int) -> bool:

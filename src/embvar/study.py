@@ -283,8 +283,8 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
     pending = set(by_id)
 
     def on_result(run_id: str, result: Any) -> None:
-        pending.discard(run_id)
         if isinstance(result, BaseException):
+            pending.discard(run_id)
             message = str(result) if isinstance(result, EmbvarError) else repr(result)
             store.release(run_id, error=message)
             outcome.failed[run_id] = message
@@ -292,6 +292,8 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
             return
         if store.save_run(result, owner):
             outcome.trained.append(run_id)
+        # Only now: a run whose saving failed (a full disk) is given back.
+        pending.discard(run_id)
 
     from embvar.report.progress import StudyProgress
 

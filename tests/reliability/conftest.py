@@ -89,6 +89,10 @@ def ratings_csv(tmp_path: Path) -> Path:
 class FakeExecutor:
     """Returns deterministic tables of the right shapes without training.
 
+    It takes both kinds of task the runner hands out: one run, or a replica
+    group (its members come back together, as the replica trainer returns
+    them).
+
     Parameters
     ----------
     fail : set of str, optional
@@ -105,16 +109,34 @@ class FakeExecutor:
         self.trained: list[str] = []
 
     def run(self, tasks, on_result, on_progress=None) -> None:
+        import json
         import time
 
-        for run_id, spec_json in tasks:
+        from embvar.execution.task import is_group
+
+        for task_id, payload in tasks:
             if self.delay_s:
                 time.sleep(self.delay_s)
-            self.trained.append(run_id)
-            if run_id in self.fail:
-                on_result(run_id, RuntimeError(f"planted failure of {run_id}"))
+            if is_group(payload):  # a replica group: every member at once
+                from embvar.training.replicas import GroupResult
+
+                runs = [
+                    RunSpec.model_validate(r) for r in json.loads(payload)["replicas"]
+                ]
+                self.trained += [s.run_id for s in runs]
+                results = [self._one(s) for s in runs]
+                failed = [r for r in results if isinstance(r, BaseException)]
+                # A member's failure fails its group, as a crash of the graph would.
+                on_result(task_id, failed[0] if failed else GroupResult(results))
                 continue
-            on_result(run_id, fake_result(RunSpec.model_validate_json(spec_json)))
+            spec = RunSpec.model_validate_json(payload)
+            self.trained.append(spec.run_id)
+            on_result(task_id, self._one(spec))
+
+    def _one(self, spec: RunSpec) -> RunResult | BaseException:
+        if spec.run_id in self.fail:
+            return RuntimeError(f"planted failure of {spec.run_id}")
+        return fake_result(spec)
 
 
 def fake_result(spec: RunSpec) -> RunResult:
@@ -163,11 +185,19 @@ def store_state(root: Path) -> dict[str, Any]:
     if index.is_file():
         db = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
         try:
-            for table in ("meta", "runs", "snapshots", "history"):
+            names = [
+                r[0]
+                for r in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+                )
+            ]
+            for table in names:
                 rows += [
                     f"{table}:{r!r}"
-                    for r in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
+                    for r in db.execute(f"SELECT * FROM {table} ORDER BY 1")
                 ]
+        except sqlite3.DatabaseError:  # not an index: compare its bytes
+            rows = ["bytes:" + hashlib.sha256(index.read_bytes()).hexdigest()]
         finally:
             db.close()
     return {"exists": root.exists(), "files": files, "rows": rows}

@@ -139,13 +139,19 @@ def test_study_with_a_failing_run_finishes_the_others(tmp_path, ratings_csv):
     path.write_text(study_text("fails", ratings_csv, init=2, order=2))
     specs = plan_runs(load_study(path))
     bad = specs[1].run_id
-    outcome = run_study(path, tmp_path / "out", executor=FakeExecutor(fail={bad}))
+    outcome = run_study(
+        path,
+        tmp_path / "out",
+        executor=FakeExecutor(fail={bad}),
+        trainer="independent",
+        analyze=False,
+    )
     assert set(outcome.failed) == {bad} and len(outcome.trained) == 3
     state = check_store(tmp_path / "out", planned=4)
     assert len(state["finished"]) == 3
     # The next start retries the failed run once, and only that one.
     again = FakeExecutor()
-    run_study(path, tmp_path / "out", executor=again)
+    run_study(path, tmp_path / "out", executor=again, analyze=False)
     assert again.trained == [bad]
 
 
