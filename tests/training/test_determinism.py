@@ -47,6 +47,14 @@ def test_default_cells_baseline_first_and_full_matrix():
     assert {c.device for c in cells} == {"cpu"}
 
 
+def test_cells_by_id_reads_ids_and_rejects_unknown():
+    cells = det.cells_by_id(["det-on_threads-1_onednn-off_cpu", Cell(False)])
+    assert cells == [Cell(True, 1, False), Cell(False)]
+    assert det.cells_by_id(["det-off_gpu"]) == [Cell(False, device="gpu")]
+    with pytest.raises(ConfigError, match="cell must be one of det-off_threads-all"):
+        det.cells_by_id(["det-maybe"])
+
+
 def _result(cell, seconds, reproducible=True, same=True, first=None):
     return {
         **cell.to_json(),

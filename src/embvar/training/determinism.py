@@ -59,6 +59,7 @@ __all__ = [
     "AUDIT_NAME",
     "Cell",
     "DeterminismAudit",
+    "cells_by_id",
     "default_cells",
     "determinism_audit",
     "determinism_summary",
@@ -152,6 +153,31 @@ def default_cells(onednn_default: bool | None = None) -> list[Cell]:
     return cells
 
 
+def cells_by_id(cells: list[Cell | str]) -> list[Cell]:
+    """Return the cells given, reading ids of the default and GPU cells.
+
+    Raises
+    ------
+    ConfigError
+        For an id that names no cell, or an empty list.
+    """
+    known = {c.id: c for c in default_cells()}
+    known.update({c.id: c for c in (Cell(det, device="gpu") for det in (False, True))})
+    if not cells:
+        raise ConfigError("cells must list at least one cell; got none.")
+    out = []
+    for cell in cells:
+        if isinstance(cell, Cell):
+            out.append(cell)
+        elif cell in known:
+            out.append(known[cell])
+        else:
+            raise ConfigError(
+                f"cell must be one of {', '.join(known)}; got cell={cell!r}."
+            )
+    return out
+
+
 @dataclass
 class DeterminismAudit:
     """The audit's result: the ``determinism.json`` document and its path."""
@@ -185,7 +211,7 @@ def determinism_audit(
     replicates: int = 2,
     epochs: int | None = None,
     fraction: float | None = None,
-    cells: list[Cell] | None = None,
+    cells: list[Cell | str] | None = None,
     localize: bool = True,
     pitfalls: bool = True,
     keep_runs: bool = False,
@@ -215,9 +241,11 @@ def determinism_audit(
     epochs, fraction : optional
         Override the spec's epochs / data fraction (a shorter audit; the
         audited run then has another run id, which the result names).
-    cells : list of Cell, optional
-        The settings to train under; default :func:`default_cells`, plus the
-        GPU cells where a GPU is visible.
+    cells : list of Cell or str, optional
+        The settings to train under (cells, or their ids such as
+        ``"det-on_threads-all_onednn-off_cpu"``), the first being the
+        baseline; default :func:`default_cells`, plus the GPU cells where a
+        GPU is visible.
     localize : bool
         Find the first differing step where a cell's replicates differ.
     pitfalls : bool
@@ -332,7 +360,7 @@ def _pick(specs: list[RunSpec], run: str | None) -> RunSpec:
 def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say):
     started = time.perf_counter()
     explicit = cells is not None
-    cells = list(cells) if explicit else default_cells()
+    cells = cells_by_id(cells) if explicit else default_cells()
     baseline = cells[0]
     records: dict[str, list[RunRecord]] = {c.id: [] for c in cells}
     gpu: dict[str, Any] = {"present": None, "note": ""}
