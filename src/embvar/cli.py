@@ -157,6 +157,9 @@ def determinism(
     epochs: Annotated[Optional[int], typer.Option(help="Override the run's epochs.")] = None,
     fraction: Annotated[Optional[float], typer.Option(
         help="Override the run's data fraction.")] = None,
+    cell: Annotated[Optional[list[str]], typer.Option(
+        "--cell", help="Only this setting (repeatable), such as "
+        "det-on_threads-all_onednn-off_cpu; the first is the baseline.")] = None,
     no_pitfalls: Annotated[bool, typer.Option("--no-pitfalls")] = False,
     keep_runs: Annotated[bool, typer.Option(
         "--keep-runs", help="Keep every run's records (DIR/determinism-runs).")] = False,
@@ -170,7 +173,8 @@ def determinism(
     say = None if as_json else (lambda line: err_console.print(line, markup=False))
     audit = determinism_audit(name, run, quick=quick, directory=directory,
                               replicates=replicates, epochs=epochs, fraction=fraction,
-                              pitfalls=not no_pitfalls, keep_runs=keep_runs, progress=say)
+                              cells=cell or None, pitfalls=not no_pitfalls,
+                              keep_runs=keep_runs, progress=say)
     if as_json:
         console.print_json(json.dumps(audit.document))
     else:
