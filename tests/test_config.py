@@ -102,3 +102,82 @@ def test_load_study_malformed_toml(tmp_path):
     path.write_text("name = [unclosed\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_study(path)
+
+
+# -- model families, text data, repeats ---------------------------------------
+
+TEXT = {"source": "text8", "kind": "text"}
+
+
+def test_factorization_run_ids_do_not_depend_on_the_word_model_options():
+    # The ids embvar gave these runs before text data and word models existed.
+    specs = plan_runs(parse_study(BASE))
+    assert (specs[0].run_id, specs[0].group_key) == ("0bb5374c3cbd476a", "223ba8ce3cb1")
+    assert specs[5].run_id == "ea9a5683a6e0c7b9"
+    dumped = specs[0].model_dump()
+    assert "window" not in dumped["model"] and "kind" not in dumped["data"]
+
+
+def test_model_kind_is_a_factor_and_word_options_enter_the_identity():
+    raw = {
+        "name": "w",
+        "data": TEXT,
+        "model": {"kind": "skipgram"},
+        "design": [{"factors": {"kind": ["skipgram", "word2vec"], "window": [2, 5]}}],
+    }
+    specs = plan_runs(parse_study(raw))
+    assert len({s.run_id for s in specs}) == 4
+    assert {(s.model.kind, s.model.window) for s in specs} == {
+        (k, w) for k in ("skipgram", "word2vec") for w in (2, 5)
+    }
+    assert len({s.group_key for s in specs}) == 4
+
+
+def test_repeats_share_seeds_and_form_their_own_group():
+    raw = {
+        "name": "w",
+        "data": TEXT,
+        "model": {"kind": "word2vec"},
+        "design": [
+            {"name": "seeds", "replicates": 2},
+            {"name": "again", "factors": {"repeat": [0, 1]}},
+        ],
+    }
+    specs = plan_runs(parse_study(raw))
+    seeds = [s for s in specs if s.designs == ("seeds",)]
+    again = [s for s in specs if s.designs == ("again",)]
+    assert len(seeds) == 2 and len(again) == 2  # a repeat 0 is a run of its own
+    assert again[0].seeds == again[1].seeds == seeds[0].seeds
+    assert again[0].run_id != again[1].run_id != seeds[0].run_id
+    assert again[0].group_key == again[1].group_key != seeds[0].group_key
+
+
+@pytest.mark.parametrize(
+    ("data", "model", "message"),
+    [
+        ({}, {"kind": "skipgram"}, "trains on data.kind = 'text'"),
+        (TEXT, {"kind": "factorization"}, "trains on data.kind = 'interactions'"),
+        ({"source": "text8"}, {"kind": "mod:build"}, "set data.kind = 'text'"),
+        (
+            TEXT,
+            {"kind": "skipgram", "workers": 2},
+            "applies to model.kind = 'word2vec'",
+        ),
+        (TEXT, {"kind": "word2vec", "initializer": "normal"}, "draws its own uniform"),
+        (TEXT, {"kind": "glove"}, "must be one of 'factorization', 'skipgram'"),
+        (TEXT, {"kind": "m:b", "fit": "train_epoch"}, "must name a training hook"),
+    ],
+)
+def test_model_family_mismatches_are_one_line_errors(data, model, message):
+    raw = {"name": "w", "data": data, "model": model, "design": [{"name": "d"}]}
+    with pytest.raises(ConfigError, match=message):
+        parse_study(raw)
+
+
+def test_text8_study_plans_both_families():
+    specs = plan_runs(load_study("text8"))
+    kinds = {s.model.kind for s in specs}
+    assert kinds == {"skipgram", "word2vec"}
+    assert {s.model.workers for s in specs} == {1, 2}
+    quick = plan_runs(load_study("text8", quick=True))
+    assert len(quick) < len(specs)

@@ -77,6 +77,26 @@ MAX_RUNS = 10_000
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+DataKind = Literal["interactions", "text"]
+#: The built-in model families; any other kind is a builder "module:function".
+MODEL_KINDS = ("factorization", "skipgram", "word2vec")
+# Options added after the first studies: left out of a spec's dump (and so
+# of its run id) while at their defaults, so existing run ids do not change.
+_TEXT_DATA_DEFAULTS = {"kind": "interactions", "min_count": 5, "stem_benchmarks": False}
+_WORD_MODEL_DEFAULTS = {
+    "window": 5,
+    "negatives": 5,
+    "subsample": 1e-3,
+    "workers": 1,
+    "params": {},
+    "fit": None,
+}
+
+
+def _drop_defaults(out: dict[str, Any], defaults: dict[str, Any]) -> None:
+    for key, default in defaults.items():
+        if key in out and out[key] == default:
+            del out[key]
 Initializer = Literal["uniform", "glorot_uniform", "normal", "pretrained"]
 
 
@@ -91,6 +111,12 @@ class DataSpec(BaseModel):
     # Share of users left out of this study's training and test data; their
     # ratings are what ``model.pretrained = "holdout"`` pre-trains on.
     holdout_users: float = Field(0.0, ge=0.0, le=0.9)
+    # Text: a corpus ("text8" or a file, one sentence a line) instead of
+    # interactions; words seen fewer than min_count times are left out;
+    # stem_benchmarks Porter-stems the word benchmarks (for stemmed corpora).
+    kind: DataKind = "interactions"
+    min_count: int = Field(5, ge=1, le=1_000_000)
+    stem_benchmarks: bool = False
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
@@ -99,6 +125,7 @@ class DataSpec(BaseModel):
         out = handler(self)
         if out.get("holdout_users") == 0.0:
             out.pop("holdout_users")
+        _drop_defaults(out, _TEXT_DATA_DEFAULTS)
         return out
 
 
@@ -114,15 +141,40 @@ class ModelSpec(BaseModel):
     pretrained: str | None = None
     use_bias: bool = True
     l2: float = Field(0.0, ge=0.0, le=10.0)
+    # Word models (skipgram, word2vec): context window, negative samples per
+    # pair, subsampling threshold; gensim's threads (word2vec only).
+    window: int = Field(5, ge=1, le=100)
+    negatives: int = Field(5, ge=1, le=100)
+    subsample: float = Field(1e-3, ge=0.0, le=1.0)
+    workers: int = Field(1, ge=1, le=256)
+    # A builder's own hyperparameters, and an optional training hook
+    # "package.module:function" (see embvar.models.custom).
+    params: dict[str, Any] = Field(default_factory=dict)
+    fit: str | None = None
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        if v != "factorization" and ":" not in v:
+        if v not in MODEL_KINDS and ":" not in v:
             raise ValueError(
-                "must be 'factorization' or a builder 'package.module:function'"
+                "must be one of 'factorization', 'skipgram', 'word2vec' or a "
+                "builder 'package.module:function'"
             )
         return v
+
+    @field_validator("fit")
+    @classmethod
+    def _fit(cls, v: str | None) -> str | None:
+        if v is not None and ":" not in v:
+            raise ValueError("must name a training hook 'package.module:function'")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # Options at their defaults are left out (see _WORD_MODEL_DEFAULTS).
+        out = handler(self)
+        _drop_defaults(out, _WORD_MODEL_DEFAULTS)
+        return out
 
 
 class TrainingSpec(BaseModel):
@@ -139,11 +191,14 @@ class TrainingSpec(BaseModel):
 
 # Where each hyperparameter a design may vary lives.
 FACTOR_SECTIONS: dict[str, str] = {
-    **{name: "data" for name in DataSpec.model_fields if name != "source"},
-    **{name: "model" for name in ModelSpec.model_fields if name != "kind"},
+    **{name: "data" for name in DataSpec.model_fields if name not in ("source", "kind")},
+    **{name: "model" for name in ModelSpec.model_fields},
     **{name: "training" for name in TrainingSpec.model_fields},
 }
-_SEED_FACTORS = (*SOURCES, "perturb")
+# "repeat": the same run trained again, every seed the same (each repeat a
+# run id of its own, the repeats one group), to see whether training is
+# deterministic.
+_SEED_FACTORS = (*SOURCES, "perturb", "repeat")
 
 
 class Design(BaseModel):
@@ -275,17 +330,22 @@ class RunSpec(BaseModel):
     levels: dict[str, int]
     seeds: dict[str, int]
     perturb: int = 0
+    # Set by a design with a "repeat" factor: the same seeds trained again.
+    repeat: int | None = None
     factors: dict[str, Any]
 
     def identity(self) -> dict[str, Any]:
         """The settings the run's id hashes: no names, no display values."""
-        return {
+        ident = {
             "data": self.data.model_dump(),
             "model": self.model.model_dump(),
             "training": self.training.model_dump(),
             "seeds": self.seeds,
             "perturb": self.perturb,
         }
+        if self.repeat is not None:
+            ident["repeat"] = self.repeat
+        return ident
 
     @property
     def run_id(self) -> str:
@@ -298,6 +358,9 @@ class RunSpec(BaseModel):
         ident = self.identity()
         del ident["seeds"]
         ident["split"] = self.seeds["split"]
+        if ident.pop("repeat", None) is not None:
+            # Repeats of one run: a group per seeds, not across seeds.
+            ident["repeats_of"] = self.seeds
         blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -389,11 +452,14 @@ def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: 
         if s not in values and s != "split":
             levels[s] = replicate
     perturb = 0
+    repeat = None
     for key, value in values.items():
         if key in SOURCES:
             levels[key] = value
         elif key == "perturb":
             perturb = value
+        elif key == "repeat":
+            repeat = value
         else:
             sections[FACTOR_SECTIONS[key]][key] = value
     where = f"design {design.name!r}"
@@ -412,6 +478,7 @@ def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: 
             f"{where}: model.pretrained = 'holdout' pre-trains on held-out users; "
             "set data.holdout_users to a share in (0, 0.9]; got data.holdout_users=0."
         )
+    _check_family(data, model, where)
     factors = dict(values)
     if design.replicates > 1:
         factors["replicate"] = replicate
@@ -419,8 +486,40 @@ def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: 
         study=study.name, designs=(design.name,), data=data, model=model,
         training=training, levels=levels,
         seeds=source_seeds(study.root_seed, levels), perturb=perturb,
-        factors=factors,
+        repeat=repeat, factors=factors,
     )
+
+
+def _check_family(data: DataSpec, model: ModelSpec, where: str) -> None:
+    """Reject a model kind that cannot train on the data kind."""
+    needs = {"factorization": "interactions", "skipgram": "text", "word2vec": "text"}
+    wanted = needs.get(model.kind)
+    if wanted is not None and data.kind != wanted:
+        raise ConfigError(
+            f"{where}: model.kind = {model.kind!r} trains on data.kind = {wanted!r}; "
+            f"got data.kind={data.kind!r} (source {data.source!r})."
+        )
+    if data.source == "text8" and data.kind != "text":
+        raise ConfigError(
+            f"{where}: data.source = 'text8' is a text corpus; set data.kind = "
+            f"'text'; got data.kind={data.kind!r}."
+        )
+    if model.workers != 1 and model.kind != "word2vec":
+        raise ConfigError(
+            f"{where}: model.workers sets gensim's threads and applies to "
+            f"model.kind = 'word2vec' only; got workers={model.workers} with "
+            f"kind={model.kind!r}."
+        )
+    if model.kind == "skipgram" and model.initializer == "pretrained":
+        raise ConfigError(
+            f"{where}: model.initializer = 'pretrained' applies to the factorization "
+            "model; the skip-gram model takes 'uniform', 'glorot_uniform' or 'normal'."
+        )
+    if model.kind == "word2vec" and model.initializer != "uniform":
+        raise ConfigError(
+            f"{where}: model.initializer applies to Keras models; gensim's Word2Vec "
+            f"draws its own uniform start; got initializer={model.initializer!r}."
+        )
 
 
 def _validate(cls: type[BaseModel], raw: Any, origin: str) -> Any:

@@ -29,7 +29,7 @@ from embvar.store import RunRecord, Store
 
 __all__ = ["RunView", "load_run_views", "group_runs", "group_summary", "summarize"]
 
-SEED_KEYS = ("init", "order", "noise", "split", "perturb", "replicate")
+SEED_KEYS = ("init", "order", "noise", "split", "perturb", "replicate", "repeat")
 
 
 @dataclass

@@ -85,7 +85,14 @@ def load_source(source: str) -> Interactions:
 
 
 def prepare_data(spec: DataSpec, split_seed: int) -> PreparedData:
-    """Return the data a run with this data spec and split seed sees."""
+    """Return the data a run with this data spec and split seed sees.
+
+    For ``spec.kind == "text"`` that is a :class:`~embvar.data.text.TextCorpus`.
+    """
+    if spec.kind == "text":
+        from embvar.data.text import prepare_text
+
+        return prepare_text(spec, key=data_key(spec, split_seed))
     interactions = load_source(spec.source)
     split = split_interactions(interactions, spec.test_fraction, split_seed)
     holdout = None
@@ -105,6 +112,11 @@ def save_prepared(data: PreparedData, folder) -> None:
     mix of two data sets).
     """
     from pathlib import Path
+
+    from embvar.data.text import TextCorpus, save_text
+
+    if isinstance(data, TextCorpus):
+        return save_text(data, folder)
 
     from embvar.errors import DataError
     from embvar.faults import fault_point

@@ -149,6 +149,13 @@ def load_plain_npy(path: Path, what: str) -> np.ndarray:
         If the file holds Python objects (a pickle) or is not a ``.npy``.
     """
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+        if magic != b"\x93NUMPY":
+            raise DataError(
+                f"{what} {str(path)!r} is not a .npy file (it does not start with "
+                "the NumPy magic); name its format with --format."
+            )
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):

@@ -66,6 +66,11 @@ def read_npz(path: str | Path) -> Embeddings:
         If an array is missing, holds Python objects, or the shapes differ.
     """
     path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"cannot read {str(path)!r} as a .npz file: it is not a zip archive; "
+            "name its format with --format."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in NPZ_KEYS if k not in archive.files]

@@ -11,6 +11,7 @@ files are pickles and are refused.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,11 @@ __all__ = ["read_word2vec", "write_word2vec", "has_word2vec_header"]
 
 
 def has_word2vec_header(first_line: bytes) -> bool:
-    """Return whether a first line is a word2vec header ``n_words dim``."""
-    parts = first_line.split()
-    return len(parts) == 2 and all(p.isdigit() for p in parts)
+    """Return whether a first line is a word2vec header ``n_words dim``.
+
+    The two numbers are separated by spaces (a tab makes it a TSV row).
+    """
+    return re.fullmatch(rb" *\d+ +\d+ *\r?", first_line.rstrip(b"\n")) is not None
 
 
 def read_word2vec(path: str | Path, *, binary: bool = False) -> Embeddings:
@@ -93,7 +96,7 @@ def write_word2vec(
             f"got {len(bad)} such ids, e.g. {bad[:3]}. Use the npz format instead."
         )
     KeyedVectors = _keyed_vectors()
-    kv = KeyedVectors(embeddings.dim, count=embeddings.n_entities, dtype=np.float32)
+    kv = KeyedVectors(embeddings.dim, dtype=np.float32)
     kv.add_vectors(embeddings.ids.tolist(), embeddings.vectors)
     kv.save_word2vec_format(str(path), binary=binary)
 

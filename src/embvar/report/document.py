@@ -52,8 +52,35 @@ def _data_loader():
     return data_for
 
 
+def runs_section(specs: list[RunSpec], planned: list[Any]) -> dict[str, Any]:
+    """The report's ``runs``: counts, diverged and failed runs, one row per run."""
+    return {
+        "planned": len(specs),
+        "done": sum(r.status == "done" for r in planned),
+        "diverged": [
+            {"run_id": r.run_id, "epoch": r.diverged_epoch, "step": r.diverged_step,
+             "factors": r.spec["factors"]}
+            for r in planned if r.status == "diverged"
+        ],
+        "failed": [{"run_id": r.run_id, "error": r.error}
+                   for r in planned if r.status == "failed"],
+        "unfinished": [r.run_id for r in planned if r.status in ("pending", "running")],
+        "table": [
+            {"run_id": r.run_id, "status": r.status, "factors": r.spec["factors"],
+             "designs": r.spec["designs"], "seeds": r.spec["seeds"],
+             "seconds": r.seconds}
+            for r in planned
+        ],
+    }
+
+
 def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, Any]:
     """Return the report document of a study directory."""
+    if any(s.model.kind != "factorization" for s in specs):
+        # Word models and users' builders: tables analysed by name.
+        from embvar.analysis.families import build_family_report
+
+        return to_json_safe(build_family_report(store, study, specs))
     from embvar.analysis.groups import summarize
     from embvar.report.summary import summary_sentences
 
@@ -79,24 +106,7 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
             "n_train": int(len(first.split.train)),
             "n_test": int(len(first.split.test)),
         },
-        "runs": {
-            "planned": len(specs),
-            "done": sum(r.status == "done" for r in planned),
-            "diverged": [
-                {"run_id": r.run_id, "epoch": r.diverged_epoch, "step": r.diverged_step,
-                 "factors": r.spec["factors"]}
-                for r in planned if r.status == "diverged"
-            ],
-            "failed": [{"run_id": r.run_id, "error": r.error}
-                       for r in planned if r.status == "failed"],
-            "unfinished": [r.run_id for r in planned if r.status in ("pending", "running")],
-            "table": [
-                {"run_id": r.run_id, "status": r.status, "factors": r.spec["factors"],
-                 "designs": r.spec["designs"], "seeds": r.spec["seeds"],
-                 "seconds": r.seconds}
-                for r in planned
-            ],
-        },
+        "runs": runs_section(specs, planned),
         "groups": summarize(store, data_for),
     }
     from embvar.report.entities import report_entities

@@ -8,9 +8,12 @@ the order of events of :mod:`embvar.training.fit`:
 2. the ``init`` seed is set, then the model is built (the builder runs here);
 3. the ``perturb`` control, if asked, moves one weight of the first table by
    one unit in the last place;
-4. the ``noise`` seed is set (Keras draws: dropout), and the data-side noise
-   (negative samples, subsampling) comes from a NumPy generator of the same
-   seed;
+4. the ``noise`` seed is set, and every ``SeedGenerator`` of the model's
+   layers (dropout and other random layers) is reseeded from it: Keras 3
+   gives each such layer its generator state when the layer is created,
+   from Python's ``random``, i.e. from the *init* seed, and resetting the
+   global seed afterwards does not reach it; the data-side noise (negative
+   samples, subsampling) comes from a NumPy generator of the same seed;
 5. each epoch the rows are permuted by a generator of the ``order`` seed
    and trained in that order (``shuffle=False``), through the training hook
    if the study names one.
@@ -37,7 +40,12 @@ from embvar.models.factorization import make_optimizer
 from embvar.seeds import order_generator
 from embvar.training.fit import RunResult
 
-__all__ = ["train_keras_run", "noise_generator", "table_snapshot"]
+__all__ = [
+    "train_keras_run",
+    "noise_generator",
+    "reseed_layer_generators",
+    "table_snapshot",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,23 @@ logger = logging.getLogger(__name__)
 def noise_generator(seed: int) -> np.random.Generator:
     """Return the generator of the data-side noise (negatives, subsampling)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+
+
+def reseed_layer_generators(model: keras.Model, seed: int) -> int:
+    """Give every layer's ``SeedGenerator`` a state drawn from ``seed``.
+
+    Generators are visited in the order of the model's layers, so the same
+    model and seed always give the same states. Returns how many were set.
+    """
+    states = np.random.SeedSequence(seed, spawn_key=(2,))
+    count = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            dtype = keras.backend.standardize_dtype(generator.state.dtype)
+            value = int(states.spawn(1)[0].generate_state(1)[0] >> 2) or 1
+            generator.state.assign(np.array([value, 0], dtype=dtype))
+            count += 1
+    return count
 
 
 def table_snapshot(model: keras.Model, names: list[str]) -> dict[str, np.ndarray]:
@@ -120,6 +145,7 @@ def train_keras_run(
         _perturb(model, names[0], spec.perturb)
     # 4. Whatever training draws comes from the noise seed.
     keras.utils.set_random_seed(spec.seeds["noise"])
+    reseed_layer_generators(model, spec.seeds["noise"])
     noise = noise_generator(spec.seeds["noise"])
     order = order_generator(spec.seeds["order"])
     if not model.compiled:
