@@ -203,6 +203,41 @@ def manifest(
         console.print_json(json.dumps(doc))
 
 
+@app.command()
+def compare(
+    files: Annotated[list[Path], typer.Argument(help=(
+        "Two or more embedding files (npy+ids, npz, word2vec text/binary, projector "
+        "TSV, .keras, TF checkpoint), or a store of recorded runs."))],
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="Force the format of every file (default: from content).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Folder for report.json/.html (default runs/compare, or the "
+        "store itself).")] = None,
+    layer: Annotated[Optional[str], typer.Option(
+        help="Layer to read from Keras files.")] = None,
+    variable: Annotated[Optional[str], typer.Option(
+        help="Variable to read from TensorFlow checkpoints.")] = None,
+    k: Annotated[int, typer.Option(min=1, help="Neighbours for k-NN overlap.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Compare embedding files matched on their ids; write report.json and .html."""
+    from embvar.comparison import compare as compare_files
+    from embvar.comparison import default_compare_directory
+
+    outcome = compare_files(files, out or default_compare_directory(files), format=fmt,
+                            layer=layer, variable=variable, k=k)
+    report = outcome.report
+    if as_json:
+        console.print_json(json.dumps({"summary": report["summary"],
+                                       "groups": _strip_pairs(report["groups"]),
+                                       "report": str(outcome.report_path)}))
+        return
+    for sentence in report["summary"]:
+        console.print(sentence, markup=False)
+    written = " and ".join(str(p) for p in (outcome.report_path, outcome.html_path) if p)
+    console.print(f"Report written to {written}", markup=False)
+
+
 def _strip_pairs(groups: list[dict]) -> list[dict]:
     return [{k: v for k, v in g.items() if k != "pairs"} for g in groups]
 

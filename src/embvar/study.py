@@ -96,6 +96,10 @@ def check_inputs(specs: list[RunSpec], prepared: dict[str, PreparedData]) -> Non
     seen: set[tuple[str, str, int]] = set()
     for spec in specs:
         data = prepared[data_key(spec.data, spec.seeds["split"])]
+        if spec.data.kind == "text":  # a corpus: one word table to size
+            check_table_size("word_embedding", data.n_words, spec.model.dim,
+                             context=f" (model.dim={spec.model.dim})")
+            continue
         inter, dim = data.interactions, spec.model.dim
         where = f" (model.dim={dim}, data {inter.name or spec.data.source!r})"
         check_table_size("user_embedding", inter.n_users, dim, context=where)

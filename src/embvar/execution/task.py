@@ -53,6 +53,14 @@ def run_task(
 
     spec = RunSpec.model_validate_json(spec_json)
     data = _prepared(spec.data.model_dump_json(), spec.seeds["split"])
+    if spec.model.kind == "word2vec":
+        from embvar.training.word2vec import train_word2vec_run
+
+        return train_word2vec_run(spec, data, on_epoch=on_epoch)
+    if spec.model.kind != "factorization":  # skip-gram, or a user's builder
+        from embvar.training.keras_run import train_keras_run
+
+        return train_keras_run(spec, data, on_epoch=on_epoch, callbacks=callbacks)
     from embvar.models.pretrained import pretrained_for
 
     pretrained = pretrained_for(spec, data)
