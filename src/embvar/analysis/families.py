@@ -359,7 +359,8 @@ def family_sentences(report: dict[str, Any]) -> list[str]:
         if knn["mean"] is None:
             continue
         runs = (
-            "runs with the same seeds" if g.get("repeats")
+            "runs with the same seeds"
+            if g.get("repeats")
             else "runs that differ only in their seeds"
         )
         text = (
