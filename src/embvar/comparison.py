@@ -358,7 +358,7 @@ def _display_names(inputs: Sequence[Any]) -> list[str]:
     return names
 
 
-def _recorded_store(path: str | Path) -> bool:
+def _recorded_store(path: Any) -> bool:
     if isinstance(path, Embeddings) or not is_store(path):
         return False
     from embvar.store import Store

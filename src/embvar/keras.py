@@ -200,7 +200,7 @@ class EmbeddingRecorder(keras.callbacks.Callback):
         loss = float(loss) if loss is not None else float("nan")
         self._snapshot(self.epoch, loss, time.perf_counter() - self._epoch_start)
         if logs:
-            self._run.spec.setdefault("logs", []).append(
+            self._active().spec.setdefault("logs", []).append(
                 {"epoch": self.epoch, **_json_values("logs", dict(logs))}
             )
 
@@ -239,8 +239,13 @@ class EmbeddingRecorder(keras.callbacks.Callback):
                     f"got {len(self.ids[name])}."
                 )
 
+    def _active(self) -> RecordedRun:
+        if self._run is None:
+            raise RuntimeError("the recorder has not seen on_train_begin yet")
+        return self._run
+
     def _snapshot(self, epoch: int, loss: float, seconds: float) -> None:
-        run = self._run
+        run = self._active()
         tables = {
             name: np.array(
                 keras.ops.convert_to_numpy(self.model.get_layer(name).weights[0]),
@@ -281,7 +286,7 @@ class EmbeddingRecorder(keras.callbacks.Callback):
     def _save(self) -> None:
         from embvar.store import save_array
 
-        run = self._run
+        run = self._active()
         store = self._open_store()
         try:
             store.set_meta("kind", "recorded")

@@ -73,31 +73,30 @@ def read_embeddings(
     >>> emb.vectors.shape, emb.ids[:3]  # doctest: +SKIP
     """
     path = Path(path)
-    if format is None:
-        format = detect_format(path)  # type: ignore[assignment]
-    check_choice("format", format, FORMAT_NAMES)
-    _check_option("layer", layer, format, ("keras",))
-    _check_option("variable", variable, format, ("checkpoint",))
-    _check_option("ids", ids, format, ("npy", "keras", "checkpoint"))
-    _check_option("metadata", metadata, format, ("projector",))
+    fmt: str = detect_format(path) if format is None else format
+    check_choice("format", fmt, FORMAT_NAMES)
+    _check_option("layer", layer, fmt, ("keras",))
+    _check_option("variable", variable, fmt, ("checkpoint",))
+    _check_option("ids", ids, fmt, ("npy", "keras", "checkpoint"))
+    _check_option("metadata", metadata, fmt, ("projector",))
 
-    if format == "npy":
+    if fmt == "npy":
         from embvar.formats.npy import read_npy
 
         return read_npy(path, ids=ids)
-    if format == "npz":
+    if fmt == "npz":
         from embvar.formats.npy import read_npz
 
         return read_npz(path)
-    if format in ("word2vec", "word2vec-binary"):
+    if fmt in ("word2vec", "word2vec-binary"):
         from embvar.formats.word2vec import read_word2vec
 
-        return read_word2vec(path, binary=format == "word2vec-binary")
-    if format == "projector":
+        return read_word2vec(path, binary=fmt == "word2vec-binary")
+    if fmt == "projector":
         from embvar.formats.projector import read_projector
 
         return read_projector(path, metadata=metadata)
-    if format == "keras":
+    if fmt == "keras":
         from embvar.formats.keras_file import read_keras
 
         return read_keras(path, layer=layer, ids=ids)
