@@ -88,3 +88,21 @@ def test_summary_json_is_machine_readable():
     assert doc["claims"]["claims"][0]["verdict"] == "supported"
     assert doc["least_stable"][0]["label"] == "<script>alert(1)</script>"
     assert set(doc) >= {"summary", "groups", "report", "html"}
+
+
+def test_summary_sentences_full_reseed_overlap_named_beside_group_mean():
+    report = full_report()
+    report["attribution"]["distance"].append(
+        {
+            "metric": "knn_overlap@10",
+            "by_source": [
+                {"source": "init", "mean": 0.02},
+                {"source": "all", "mean": 0.013},
+            ],
+        }
+    )
+    text = " ".join(summary_sentences(report))
+    assert (
+        "Between two runs that differ in every seed, an item keeps 1% of its 10 "
+        "nearest neighbours" in text
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["summary_sentences", "main_group"]
+__all__ = ["summary_sentences", "main_group", "determinism_sentences"]
 
 
 def _pct(x: float) -> str:
@@ -136,6 +136,27 @@ def _why(report: dict[str, Any]) -> list[str]:
             + "."
         )
         break
+    # The group's mean mixes pairs that share some seeds with full reseeds.
+    for entry in att.get("distance") or []:
+        metric = str(entry.get("metric", ""))
+        every = next(
+            (
+                b
+                for b in entry.get("by_source") or []
+                if isinstance(b, dict)
+                and b.get("source") == "all"
+                and b.get("mean") is not None
+            ),
+            None,
+        )
+        if metric.startswith("knn_overlap") and every is not None:
+            k = metric.partition("@")[2] or "k"
+            out.append(
+                f"Between two runs that differ in every seed, an item keeps "
+                f"{_pct(every['mean'])} of its {k} nearest neighbours (the "
+                "group's average above also counts pairs that share a seed)."
+            )
+            break
     # A scalar outcome's variance, only where a source's interval excludes 0.
     for entry in att.get("scalar") or []:
         comps = [
@@ -211,7 +232,7 @@ def _claims(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def _determinism(report: dict[str, Any]) -> list[str]:
+def determinism_sentences(report: dict[str, Any]) -> list[str]:
     """The audit's verdict: from a study's ``determinism`` entry, or the report
     itself when it is an audit's ``determinism.json``."""
     d = report.get("determinism")
@@ -231,27 +252,12 @@ def _runs(report: dict[str, Any]) -> list[str]:
     runs = report.get("runs")
     if not isinstance(runs, dict) or "planned" not in runs:
         return []
-    out = [
+    return [
         f"{runs.get('done', 0)} of {runs['planned']} planned runs finished"
         + (f", {len(runs['diverged'])} diverged" if runs.get("diverged") else "")
         + (f", {len(runs['failed'])} failed" if runs.get("failed") else "")
         + "."
     ]
-    diverged = runs.get("diverged") or []
-    if diverged:
-        named = [_diverged_run(r) for r in diverged[:5]]
-        more = f", and {len(diverged) - 5} more" if len(diverged) > 5 else ""
-        out.append(
-            "Diverged (the loss or the embeddings became NaN or infinite; left out "
-            f"of every comparison): {'; '.join(named)}{more}."
-        )
-    return out
-
-
-def _diverged_run(run: dict[str, Any]) -> str:
-    factors = ", ".join(f"{k}={v}" for k, v in (run.get("factors") or {}).items())
-    where = f" at epoch {run.get('epoch')}, step {run.get('step')}"
-    return f"run {run.get('run_id')}" + (f" ({factors})" if factors else "") + where
 
 
 def summary_sentences(report: dict[str, Any]) -> list[str]:
@@ -279,5 +285,5 @@ def summary_sentences(report: dict[str, Any]) -> list[str]:
     else:
         out += _how_much(g)
     out += _why(report) + _frequency(report) + _across(report)
-    out += _claims(report) + _determinism(report)
+    out += _claims(report) + determinism_sentences(report)
     return out + _runs(report)
