@@ -32,7 +32,7 @@ err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 @app.command()
 def study(
-    name: Annotated[str, typer.Argument(help="A built-in study (movielens) or a .toml file.")],
+    name: Annotated[str, typer.Argument(help="A built-in study (movielens, text8, ...) or a .toml file.")],
     quick: Annotated[bool, typer.Option("--quick", help="The study's smaller plan.")] = False,
     directory: Annotated[Optional[Path], typer.Option(
         "--dir", help="Study directory (default runs/<name>).")] = None,
