@@ -181,3 +181,11 @@ def test_text8_study_plans_both_families():
     assert {s.model.workers for s in specs} == {1, 2}
     quick = plan_runs(load_study("text8", quick=True))
     assert len(quick) < len(specs)
+
+
+def test_plan_seed_offset_moves_replicate_levels():
+    raw = {"name": "t", "design": [{"replicates": 2, "seed_offset": 100}]}
+    specs = plan_runs(parse_study(raw))
+    assert [s.levels["init"] for s in specs] == [100, 101]
+    assert [s.levels["order"] for s in specs] == [100, 101]
+    assert all(s.levels["split"] == 0 for s in specs)

@@ -211,6 +211,9 @@ class Design(BaseModel):
         "main", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
     )
     replicates: int = Field(1, ge=1, le=1000)
+    # Replicate r seeds each unlisted source at level seed_offset + r: give
+    # designs different offsets so their replicates never share seeds.
+    seed_offset: int = Field(0, ge=0, le=1_000_000)
     factors: dict[str, list[Any]] = Field(default_factory=dict)
 
     @field_validator("factors")
@@ -450,7 +453,7 @@ def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: 
     levels = {s: 0 for s in SOURCES}
     for s in SOURCES:
         if s not in values and s != "split":
-            levels[s] = replicate
+            levels[s] = design.seed_offset + replicate
     perturb = 0
     repeat = None
     for key, value in values.items():

@@ -148,14 +148,18 @@ def group_label(spec: dict[str, Any]) -> str:
     return ", ".join(parts) or "defaults"
 
 
-def summarize(store: Store, data_for, *, k: int = 10) -> list[dict[str, Any]]:
+def summarize(store: Store, data_for, *, k: int = 10,
+              run_ids: set[str] | None = None) -> list[dict[str, Any]]:
     """Return the summary of every group with at least two finished runs.
 
-    ``data_for(spec_dict)`` returns the PreparedData a run trained on.
+    ``data_for(spec_dict)`` returns the PreparedData a run trained on;
+    ``run_ids`` limits the summary to the runs of the current plan (a store
+    may hold runs of an earlier version of the study file).
     """
     out = []
     seen_cache: dict[str, sp.csr_matrix] = {}
-    for records in group_runs(store.runs()).values():
+    records_all = [r for r in store.runs() if run_ids is None or r.run_id in run_ids]
+    for records in group_runs(records_all).values():
         if len(records) < 2:
             continue
         data = data_for(records[0].spec)

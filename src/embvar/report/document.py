@@ -107,7 +107,7 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
             "n_test": int(len(first.split.test)),
         },
         "runs": runs_section(specs, planned),
-        "groups": summarize(store, data_for),
+        "groups": summarize(store, data_for, run_ids={s.run_id for s in specs}),
     }
     from embvar.report.entities import report_entities
 
