@@ -275,7 +275,15 @@ def determinism_audit(
     say = progress or (lambda line: logger.info("%s", line))
     try:
         document = _audit(
-            target, original_id, work, replicates, cells, localize, pitfalls, say
+            target,
+            original_id,
+            work,
+            replicates,
+            cells,
+            localize,
+            pitfalls,
+            keep_runs,
+            say,
         )
     finally:
         if not keep_runs or out_dir is None:
@@ -357,7 +365,9 @@ def _pick(specs: list[RunSpec], run: str | None) -> RunSpec:
     return hits[0]
 
 
-def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say):
+def _audit(
+    target, original_id, work, replicates, cells, localize, pitfalls, keep_runs, say
+):
     started = time.perf_counter()
     explicit = cells is not None
     cells = cells_by_id(cells) if explicit else default_cells()
@@ -368,20 +378,31 @@ def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say
 
     # 1. Every cell, replicate after replicate (so that load on the machine
     #    falls evenly on the cells whose times are compared).
+    #    A later replicate is compared with the first at once, and its
+    #    arrays dropped unless the runs are kept.
+    within: dict[str, list[dict]] = {c.id: [] for c in cells}
     for rep in range(replicates):
         i = 0
         while i < len(cells):
             cell = cells[i]
+            i += 1
+            if cell.device == "gpu" and gpu["present"] is False:
+                continue
             say(f"{cell.label}: replicate {rep + 1} of {replicates}")
-            records[cell.id].append(_train(target, cell, work / cell.id / f"rep{rep}"))
+            record = _train(target, cell, work / cell.id / f"rep{rep}")
+            records[cell.id].append(record)
             n_processes += 1
+            if rep > 0:
+                within[cell.id].append(compare_records(records[cell.id][0], record))
+                if not keep_runs:
+                    shutil.rmtree(record.directory / "arrays", ignore_errors=True)
             if gpu["present"] is None:
-                gpu = _gpu_state(records[cell.id][0])
+                gpu = _gpu_state(record)
                 if gpu["present"] and not explicit:
                     extra = [Cell(det, device="gpu") for det in (False, True)]
                     cells.extend(extra)
                     records.update({c.id: [] for c in extra})
-            i += 1
+                    within.update({c.id: [] for c in extra})
     missing = [c for c in cells if c.device == "gpu" and not gpu["present"]]
     if missing:
         cells = [c for c in cells if c not in missing]
@@ -393,16 +414,15 @@ def _audit(target, original_id, work, replicates, cells, localize, pitfalls, say
     base = records[baseline.id][0]
     for cell in cells:
         runs = records[cell.id]
-        within = [compare_records(runs[0], r) for r in runs[1:]]
-        states = {w["identical"] for w in within}
+        states = {w["identical"] for w in within[cell.id]}
         result = {
             **cell.to_json(),
             "seconds": [r.seconds for r in runs],
             "errors": sorted({r.error for r in runs if r.error}),
-            "replicates": within,
+            "replicates": within[cell.id],
             "reproducible": None if None in states else states == {True},
             "first_difference": next(
-                (w for w in within if w["identical"] is False), None
+                (w for w in within[cell.id] if w["identical"] is False), None
             ),
             "vs_baseline": compare_records(base, runs[0]) if cell != baseline else None,
             "manifest_diff": diff_manifests(base.manifest, runs[0].manifest),

@@ -159,7 +159,9 @@ def audit_verdict(
     for r in failed:
         sentences.append(f"With {r['label']}, runs failed: {r['errors'][0]}.")
     same = [r for r in results if r["same_as_baseline"]]
-    if len(same) == n:
+    if n == 1:
+        pass
+    elif len(same) == n:
         sentences.append("Every setting gave the same bits as the baseline.")
     else:
         others = [r["label"] for r in results if r["same_as_baseline"] is False]
@@ -289,8 +291,10 @@ def print_audit(
     pits = document.get("pitfalls") or {}
     for p in pits.get("pitfalls", []):
         if p["found"]:
+            where = f" (at {p['where'][0]})" if p.get("where") else ""
             console.print(
-                f"pitfall: {p['title']}: {p['cause']} Fix: {p['fix']}", markup=False
+                f"pitfall: {p['title']}{where}: {p['cause']} Fix: {p['fix']}",
+                markup=False,
             )
     if pits.get("unexplained"):
         console.print(pits["unexplained"], markup=False)
