@@ -10,7 +10,11 @@ Each round starts ``embvar study`` on the same directory and kills it with
 - after a random delay, from outside, wherever the process then is
   (starting up, training, writing, analysing, writing the report).
 
-After every kill the directory is checked as a reader sees it
+Rounds alternate between the two trainers (``--trainer independent``: one
+Keras fit per run; ``--trainer replicas``: the unfinished runs as replicas
+in one graph), so both paths are killed, and a study begun with one is
+resumed with the other. After every kill the directory is checked as a
+reader sees it
 (:func:`check_store`): finished runs whole, checksums right, no run twice,
 and no finished run changed or lost since the round before. Once enough
 kills have landed, a last start without faults must finish the study.
@@ -50,6 +54,7 @@ HOOKS = {
     "after-commit": 1.0,
     "prepare": 1.0,
 }
+TRAINERS = ("independent", "replicas")
 MODES = (
     "array-write",
     "index-commit",
@@ -67,6 +72,7 @@ class KillReport:
 
     planned: int
     kills: Counter = field(default_factory=Counter)
+    kills_by_trainer: Counter = field(default_factory=Counter)
     rounds: int = 0
     survived: int = 0
     commit_kills_recorded: int = 0
@@ -100,11 +106,13 @@ def kill_loop(
     start = time.perf_counter()
     lifetimes: list[float] = []
     kept: dict[str, tuple] = {}
-    cmd = [*EMBVAR, "study", str(study), "--dir", str(out), "--no-progress"]
+    base = [*EMBVAR, "study", str(study), "--dir", str(out), "--no-progress"]
     while sum(report.kills.values()) < kills and report.rounds < max_rounds:
         mode = "prepare" if report.rounds == 0 else MODES[report.rounds % len(MODES)]
         if len(kept) == planned:
             mode = "timed"  # nothing left to write: kill it wherever it is
+        trainer = TRAINERS[report.rounds % len(TRAINERS)]
+        cmd = [*base, "--trainer", trainer]
         env = dict(SUBPROCESS_ENV)
         if mode != "timed":
             env["EMBVAR_FAULT"] = f"{mode}:{HOOKS[mode]}"
@@ -124,6 +132,7 @@ def kill_loop(
         report.rounds += 1
         if proc.returncode == -signal.SIGKILL:
             report.kills[mode] += 1
+            report.kills_by_trainer[trainer] += 1
         elif proc.returncode == 0:
             report.survived += 1
         else:
@@ -143,7 +152,7 @@ def kill_loop(
         if mode == "index-commit" and proc.returncode == -signal.SIGKILL:
             report.commit_kills_recorded += len(state["finished"]) > len(kept)
         kept = state["finished"]
-    final = subprocess.run(cmd, env=SUBPROCESS_ENV, capture_output=True, text=True)
+    final = subprocess.run(base, env=SUBPROCESS_ENV, capture_output=True, text=True)
     report.final_rc, report.final_stderr = final.returncode, final.stderr
     state = check_store(out, planned=planned)
     report.claims = sum(state["attempts"].values())
@@ -160,7 +169,8 @@ def main(argv: list[str]) -> None:
         rep = kill_loop(study, Path(tmp) / "out", kills=kills, planned=12)
     print(
         f"{sum(rep.kills.values())} SIGKILLs in {rep.rounds} rounds "
-        f"({dict(rep.kills)}), {rep.survived} rounds ended on their own, "
+        f"({dict(rep.kills)}; by trainer {dict(rep.kills_by_trainer)}), "
+        f"{rep.survived} rounds ended on their own, "
         f"{rep.checks} store checks passed"
     )
     print(

@@ -163,6 +163,7 @@ def test_study_survives_20_sigkills_in_a_row(tmp_path):
     # Kills landed while snapshots were written and inside the commit.
     assert report.kills["array-write"] >= 1 and report.kills["array-rename"] >= 1
     assert report.kills["index-commit"] >= 1 and report.kills["timed"] >= 1
+    assert set(report.kills_by_trainer) == {"independent", "replicas"}
     assert report.final_rc == 0, report.final_stderr
     state = check_store(tmp_path / "out", planned=12)
     assert len(state["finished"]) == 12  # every RunSpec stored, exactly once

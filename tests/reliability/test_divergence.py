@@ -23,8 +23,9 @@ factors = { optimizer = ["sgd"], learning_rate = [1.0, 100.0] }
 """
 
 
-@pytest.fixture(scope="module")
-def diverging_study(tmp_path_factory):
+@pytest.fixture(scope="module", params=["independent", "replicas"])
+def diverging_study(tmp_path_factory, request):
+    """The study trained by one Keras fit per run, and by the replica trainer."""
     from tests.reliability.conftest import write_ratings
 
     folder = tmp_path_factory.mktemp("diverge")
@@ -33,7 +34,7 @@ def diverging_study(tmp_path_factory):
     path.write_text(
         study_text("diverge", ratings, init=1, order=1, epochs=2, extra=EXTRA)
     )
-    outcome = run_study(path, folder / "out")
+    outcome = run_study(path, folder / "out", trainer=request.param)
     return outcome, folder / "out"
 
 
