@@ -43,13 +43,16 @@ def study(
         help="local or ray (default the study's [execution] executor).")] = None,
     address: Annotated[Optional[str], typer.Option(
         help="Ray cluster to join: auto, host:6379 (default a Ray started here).")] = None,
+    trainer: Annotated[str, typer.Option(
+        help="auto (runs that share shapes train as replicas in one graph), "
+        "replicas, or independent (one fit per run).")] = "auto",
 ) -> None:
     """Train a study's unfinished runs, analyse them, write report.json and .html."""
     from embvar.report.terminal import print_summary, summary_json
     from embvar.study import run_study
 
     outcome = run_study(name, directory, quick=quick, workers=workers,
-                        executor=executor, address=address,
+                        executor=executor, address=address, trainer=trainer,
                         progress=not no_progress and not as_json and sys.stderr.isatty())
     report = outcome.report or {}
     html = None

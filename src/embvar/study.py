@@ -134,6 +134,7 @@ def run_study(
     progress: bool = False,
     analyze: bool = True,
     lease_s: float = 600.0,
+    trainer: str = "auto",
 ) -> StudyOutcome:
     """Train every unfinished run of a study and write its report.
 
@@ -167,6 +168,11 @@ def run_study(
         its claims every ``lease_s / 3`` seconds while it works; a run whose
         claimant died is taken back at once on the same host, and after at
         most ``lease_s`` by a process on another host.
+    trainer : {"auto", "replicas", "independent"}
+        ``"auto"``: runs of the built-in factorization that share data, table
+        shapes, optimizer, batch size and epochs train together as replicas
+        in one graph (:mod:`embvar.training.replicas`), the rest one by one;
+        ``"replicas"`` or ``"independent"`` force either path.
 
     Returns
     -------
@@ -182,6 +188,10 @@ def run_study(
     # Every input is checked before the directory is created or changed.
     prepared = prepare_all(specs)
     check_inputs(specs, prepared)
+    from embvar.checks import check_choice
+    from embvar.training.replicas import TRAINERS
+
+    check_choice("trainer", trainer, TRAINERS)
     from embvar.execution.base import executor_for
 
     executor = executor_for(study.execution, executor, address=address, workers=workers)
@@ -219,7 +229,8 @@ def run_study(
             mine = [s for s in todo if s.run_id in claimable]
             if mine:
                 tried |= _train(store, mine, outcome, workers=workers, executor=executor,
-                                progress=progress, lease_s=lease_s)
+                                progress=progress, lease_s=lease_s, trainer=trainer,
+                                prepared=prepared)
                 continue
             held = store.held_ids() & {s.run_id for s in todo}
             if not held:
@@ -273,7 +284,8 @@ class _GracefulInterrupt:
 
 
 def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers: int,
-           executor: Any, progress: bool, lease_s: float = 600.0) -> set[str]:
+           executor: Any, progress: bool, lease_s: float = 600.0, trainer: str = "auto",
+           prepared: dict[str, PreparedData] | None = None) -> set[str]:
     """Claim and train ``todo``; return the ids of the runs this call claimed."""
     if not todo:
         return set()
@@ -303,13 +315,30 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
 
     interrupt = _GracefulInterrupt()
 
+    # One task per run, or per replica group (runs trained together).
+    from embvar.execution.task import make_tasks, task_results, task_run_ids
+
+    tasks = make_tasks(claimed, trainer=trainer, prepared=prepared)
+    payloads = dict(tasks)
+    groups = {task_id: task_run_ids(task_id, payload) for task_id, payload in tasks
+              if task_id not in by_id}
+    if groups:
+        logger.info("training %d runs in %d replica groups and %d alone",
+                    sum(map(len, groups.values())), len(groups),
+                    len(tasks) - len(groups))
+
     def on_progress(event: Any) -> None:
         interrupt.check()
+        if event[0] == "start" and event[1] in groups:
+            for run_id in groups[event[1]]:  # every run of the group starts now
+                bar.event(("start", run_id, 0, 0))
+            return
         bar.event(event)
 
-    def on_result_checked(run_id: str, result: Any) -> None:
-        on_result(run_id, result)
-        bar.finished(run_id)
+    def on_result_checked(task_id: str, result: Any) -> None:
+        for run_id, one in task_results(task_id, payloads.get(task_id, ""), result):
+            on_result(run_id, one)
+            bar.finished(run_id)
         interrupt.check()
 
     bar = StudyProgress(total=len(claimed), enabled=progress,
@@ -317,7 +346,7 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
     try:
         with bar, interrupt, LeaseKeeper(store.root, owner, lease_s):
             executor.run(
-                [(s.run_id, s.model_dump_json()) for s in claimed],
+                tasks,
                 on_result_checked,
                 on_progress,
             )

@@ -1,0 +1,526 @@
+"""Train many runs of the built-in factorization at once, as replicas in one graph.
+
+A study is dozens of trainings of one small model that differ only in their
+seeds and a few hyperparameters. Trained one after another, each Keras
+``fit`` spends most of its time on per-step overhead. Here ``R`` runs that
+share the table shapes are stacked: every table becomes one variable of
+shape ``(R, n, k)``, and one compiled step trains all of them.
+
+Each replica ``r`` is the independent run of its spec, step for step:
+
+- its initial values come from the same Keras initializers, drawn under its
+  own ``init`` seed exactly as :func:`~embvar.training.fit.train_run`
+  draws them (and the ``perturb`` control moves the same weight);
+- its batches are the same: each epoch one permutation from its own
+  ``order`` generator, cut into consecutive batches of ``batch_size``;
+- its loss is its own batch mean squared error plus its own L2 penalty, and
+  the step minimises the *sum* of the replicas' losses, so the gradient of
+  each replica's tables is exactly the gradient of its own loss;
+- its optimizer state is its own slice of stacked slots, updated by the
+  arithmetic Keras's SGD, Adam, AdamW, RMSprop and Adagrad apply to an
+  embedding's sparse gradient (:mod:`embvar.training.replica_step`);
+  learning rate, weight decay and L2 may differ per replica;
+- a replica whose loss stops being finite is stopped after that step, as
+  the independent run's divergence guard stops it, its result is handed on
+  at once, and its slice is zeroed so that it cannot disturb the others.
+
+The built-in factorization draws no random numbers while it trains, so the
+``noise`` seed changes nothing on either path. The tables match the
+independent runs to rounding (the compiled step sums and fuses in its own
+order), not bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from embvar.checks import check_choice, check_int
+from embvar.config import RunSpec
+from embvar.data.prepared import PreparedData, data_key
+from embvar.errors import ConfigError, ShapeMismatchError
+from embvar.models.factorization import Pretrained, make_initializer
+from embvar.seeds import order_generator
+from embvar.training.fit import RunResult, rmse
+from embvar.training.replica_step import SLOTS, Evaluation, ReplicaModel
+
+__all__ = [
+    "Trainer",
+    "TRAINERS",
+    "DEFAULT_MEMORY_BUDGET",
+    "JIT_POSITIONS",
+    "JIT_PARAMETER_STEPS",
+    "GroupResult",
+    "replica_key",
+    "replica_bytes",
+    "group_runs",
+    "initial_tables",
+    "train_replicas",
+]
+
+logger = logging.getLogger(__name__)
+
+Trainer = Literal["auto", "replicas", "independent"]
+TRAINERS: tuple[str, ...] = ("auto", "replicas", "independent")
+
+# Bytes one group of replicas may hold in tables, slots, gradients and
+# per-epoch arrays; a larger group is cut into chunks under this size.
+DEFAULT_MEMORY_BUDGET = 1 << 30
+
+# When a group's step is worth compiling with XLA (measured on this 2-core
+# machine): the batch-row work from this many replica batch positions
+# (replicas x training ratings x epochs; about 3 CPU-seconds of compiling
+# against 4 microseconds saved per position), the dense update of every row
+# from this many parameter-steps (replicas x parameters x steps; about 1
+# CPU-second against 16 nanoseconds saved per parameter-step).
+JIT_POSITIONS = 1_000_000
+JIT_PARAMETER_STEPS = 100_000_000
+
+EpochCallback = Callable[[int, int], None]
+ResultCallback = Callable[[RunResult], None]
+
+
+@dataclass
+class GroupResult:
+    """What one replica group produced: each run's result, in the group's order."""
+
+    results: list[RunResult] = field(default_factory=list)
+
+
+def replica_key(spec: RunSpec) -> str | None:
+    """Return the key of the runs ``spec`` can share a replica group with.
+
+    Runs with the same key train on the same prepared data with tables of
+    the same shapes, the same optimizer and the same schedule; they may
+    differ in their seeds, the perturbation control, the initializer, the
+    learning rate, the weight decay and the L2 penalty.
+
+    Returns
+    -------
+    str or None
+        A hash, or None if the run needs the independent trainer: a model
+        other than the built-in factorization, or a training hook.
+    """
+    if spec.model.kind != "factorization" or spec.model.fit is not None:
+        return None
+    shared = {
+        "data": data_key(spec.data, spec.seeds["split"]),
+        "dim": spec.model.dim,
+        "use_bias": spec.model.use_bias,
+        "optimizer": spec.training.optimizer,
+        "batch_size": spec.training.batch_size,
+        "epochs": spec.training.epochs,
+    }
+    blob = json.dumps(shared, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def replica_bytes(spec: RunSpec, n_users: int, n_items: int, n_ratings: int) -> int:
+    """Return the bytes one replica of ``spec`` holds while it trains.
+
+    Parameters
+    ----------
+    spec : RunSpec
+    n_users, n_items : int
+        Rows of the user and item tables.
+    n_ratings : int
+        Training plus test ratings (the epoch's batches and the evaluation).
+
+    Returns
+    -------
+    int
+        The float32 tables, their optimizer slots and three temporaries of
+        the same size (the dense update's), plus 40 bytes per rating.
+    """
+    width = spec.model.dim + (1 if spec.model.use_bias else 0)
+    params = (n_users + n_items) * width
+    tensors = 1 + len(SLOTS[spec.training.optimizer]) + 3
+    return 4 * params * tensors + 40 * n_ratings
+
+
+def group_runs(
+    specs: Sequence[RunSpec],
+    *,
+    trainer: Trainer = "auto",
+    prepared: Mapping[str, PreparedData] | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> list[list[RunSpec]]:
+    """Return ``specs`` cut into the groups that train together.
+
+    Parameters
+    ----------
+    specs : sequence of RunSpec
+        The runs to train, in plan order.
+    trainer : {"auto", "replicas", "independent"}
+        ``"auto"``: runs that share a :func:`replica_key` with another run
+        train as replicas; runs that repeat another run's seeds (a
+        determinism design) and runs the replica trainer cannot train
+        train alone. ``"replicas"``: every run as a replica, even in a
+        group of one. ``"independent"``: every run alone.
+    prepared : mapping of str to PreparedData, optional
+        The prepared data by :func:`~embvar.data.prepared.data_key`, to size
+        the groups; without it groups are not cut for memory.
+    memory_budget : int
+        The most bytes (:func:`replica_bytes` times replicas) one group may
+        hold; a larger group is cut into chunks of near-equal size.
+
+    Returns
+    -------
+    list of list of RunSpec
+        Groups in the order of their first run. Under ``"auto"`` and
+        ``"independent"`` a group of one is an independent run.
+
+    Raises
+    ------
+    ConfigError
+        ``trainer="replicas"`` and a run the replica trainer cannot train.
+    """
+    check_choice("trainer", trainer, TRAINERS)
+    check_int("memory_budget", memory_budget, 1)
+    if trainer == "independent":
+        return [[s] for s in specs]
+    by_key: dict[str, list[RunSpec]] = {}
+    order: list[tuple[str, RunSpec | None]] = []
+    for spec in specs:
+        key = replica_key(spec)
+        if key is None and trainer == "replicas":
+            raise ConfigError(
+                "trainer='replicas' needs runs of the built-in factorization model "
+                f"without a training hook; run {spec.run_id} has "
+                f"model.kind={spec.model.kind!r}, model.fit={spec.model.fit!r}. "
+                "Use trainer='auto' to train such runs on their own."
+            )
+        if key is None or (trainer == "auto" and spec.repeat is not None):
+            order.append((spec.run_id, spec))
+            continue
+        if key not in by_key:
+            by_key[key] = []
+            order.append((key, None))
+        by_key[key].append(spec)
+    groups: list[list[RunSpec]] = []
+    for key, alone in order:
+        if alone is not None:
+            groups.append([alone])
+            continue
+        members = by_key[key]
+        size = _chunk_size(members[0], prepared, memory_budget)
+        groups.extend(_chunks(members, size))
+    return groups
+
+
+def _chunk_size(
+    spec: RunSpec, prepared: Mapping[str, PreparedData] | None, budget: int
+) -> int:
+    data = (
+        None
+        if prepared is None
+        else prepared.get(data_key(spec.data, spec.seeds["split"]))
+    )
+    if data is None:
+        return 1 << 30
+    inter = data.interactions
+    n_ratings = len(data.split.train) + len(data.split.test)
+    return max(
+        1, budget // replica_bytes(spec, inter.n_users, inter.n_items, n_ratings)
+    )
+
+
+def _chunks(members: list[RunSpec], size: int) -> list[list[RunSpec]]:
+    """Cut ``members`` into the fewest chunks of at most ``size``, sizes within 1."""
+    n_chunks = -(-len(members) // size)
+    base, extra = divmod(len(members), n_chunks)
+    out, start = [], 0
+    for i in range(n_chunks):
+        stop = start + base + (1 if i < extra else 0)
+        out.append(members[start:stop])
+        start = stop
+    return out
+
+
+def initial_tables(
+    spec: RunSpec,
+    n_users: int,
+    n_items: int,
+    pretrained: Pretrained | None = None,
+) -> dict[str, np.ndarray]:
+    """Return the initial tables the independent run of ``spec`` starts from.
+
+    The same draws as :func:`~embvar.models.factorization.build_factorization`
+    under the run's ``init`` seed, without building a Keras model (which
+    costs a quarter of a second): the seed is set, the user and then the
+    item initializer are made (each takes its seed from Python's ``random``
+    when it is made) and called on its table's shape; the biases start at
+    zero; the ``perturb`` control then moves one item weight up by one unit
+    in the last place, as :func:`~embvar.training.fit.perturb_weight` does.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``user_embedding`` (n_users, dim), ``item_embedding`` (n_items, dim)
+        and, with biases, ``user_bias`` (n_users, 1), ``item_bias``
+        (n_items, 1), all float32.
+
+    Raises
+    ------
+    ConfigError
+        ``initializer = "pretrained"`` without the pretrained tables.
+    """
+    import keras
+
+    model = spec.model
+    if model.initializer == "pretrained" and pretrained is None:
+        raise ConfigError(
+            "model.initializer = 'pretrained' needs the pretrained tables; "
+            "got none (set model.pretrained)."
+        )
+    keras.utils.set_random_seed(spec.seeds["init"])
+    pre_u = pretrained.user if pretrained is not None else None
+    pre_i = pretrained.item if pretrained is not None else None
+    tables = {}
+    init_u = make_initializer(model, pre_u)
+    tables["user_embedding"] = _draw(init_u, (n_users, model.dim))
+    init_i = make_initializer(model, pre_i)
+    tables["item_embedding"] = _draw(init_i, (n_items, model.dim))
+    if model.use_bias:
+        tables["user_bias"] = np.zeros((n_users, 1), np.float32)
+        tables["item_bias"] = np.zeros((n_items, 1), np.float32)
+    if spec.perturb:
+        flat = tables["item_embedding"].reshape(-1)
+        k = (spec.perturb - 1) % flat.size
+        flat[k] = np.nextafter(flat[k], np.float32(np.inf))
+    return tables
+
+
+def _draw(initializer: Any, shape: tuple[int, int]) -> np.ndarray:
+    import keras
+
+    values = keras.ops.convert_to_numpy(initializer(shape, dtype="float32"))
+    return np.array(values, dtype=np.float32)
+
+
+def train_replicas(
+    specs: Sequence[RunSpec],
+    data: PreparedData,
+    *,
+    pretrained: Sequence[Pretrained | None] | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_result: ResultCallback | None = None,
+    snapshot_epochs: set[int] | None = None,
+    jit_compile: bool | None = None,
+) -> list[RunResult]:
+    """Train the runs ``specs`` together, as replicas in one compiled graph.
+
+    Parameters
+    ----------
+    specs : sequence of RunSpec
+        Runs that share one :func:`replica_key` (same data, table shapes,
+        optimizer, batch size and epochs).
+    data : PreparedData
+        The split every replica trains and tests on.
+    pretrained : sequence of Pretrained or None, optional
+        Per run, the initial rows for ``initializer = "pretrained"``.
+    on_epoch : callable(epoch, epochs), optional
+        Called after each epoch of the group, for progress bars.
+    on_result : callable(RunResult), optional
+        Called with each run's result as soon as the run is finished: a
+        diverged replica when it stops, the others after the last epoch.
+    snapshot_epochs : set of int, optional
+        Epochs to snapshot (default: all, from 0).
+    jit_compile : bool, optional
+        Compile the step with XLA: True for all of it, False for none of it.
+        By default each part is compiled where the faster steps repay the
+        compile time: the dense update of every row (fused, it moves a
+        fraction of the bytes) from ``JIT_PARAMETER_STEPS`` parameter-steps,
+        the work on the batch rows and the evaluation from
+        ``JIT_POSITIONS`` replica batch positions.
+
+    Returns
+    -------
+    list of RunResult
+        In the order of ``specs``, with the fields ``train_run`` fills.
+        ``seconds`` (of the run and of each epoch) is the group's time
+        divided by the number of replicas: each run's share of the cost.
+
+    Raises
+    ------
+    ShapeMismatchError
+        The runs do not share a replica key, or ``pretrained`` does not give
+        one entry per run.
+    TrainingError
+        An optimizer setting the replica step does not implement.
+    """
+    start = time.perf_counter()
+    specs = list(specs)
+    if not specs:
+        return []
+    keys = {replica_key(s) for s in specs}
+    if None in keys or len(keys) != 1:
+        raise ShapeMismatchError(
+            "train_replicas needs runs of the built-in factorization that share "
+            "data, dim, use_bias, optimizer, batch_size and epochs; got "
+            f"{len(keys)} different kinds among {len(specs)} runs."
+        )
+    if pretrained is not None and len(pretrained) != len(specs):
+        raise ShapeMismatchError(
+            f"pretrained must give one entry per run ({len(specs)}); "
+            f"got {len(pretrained)}."
+        )
+    import keras
+
+    R = len(specs)
+    epochs = specs[0].training.epochs
+    batch = specs[0].training.batch_size
+    wanted = set(range(epochs + 1)) if snapshot_epochs is None else snapshot_epochs
+    inter = data.interactions
+    mu = data.mu
+    users, items, ratings = data.train_users, data.train_items, data.train_ratings
+    test = (data.test_users, data.test_items, data.test_ratings)
+    n = len(users)
+    results = [RunResult(run_id=s.run_id) for s in specs]
+
+    # Each replica's initial values from its own init seed, as its run draws them.
+    keras.backend.clear_session()
+    initial = [
+        initial_tables(
+            s,
+            inter.n_users,
+            inter.n_items,
+            None if pretrained is None else pretrained[r],
+        )
+        for r, s in enumerate(specs)
+    ]
+    # XLA where the group is large enough to repay compiling (see JIT_*).
+    steps = -(-n // batch) * epochs
+    params = sum(t.size for t in initial[0].values())
+    jit_dense = R * params * steps >= JIT_PARAMETER_STEPS
+    jit_batch = R * n * epochs >= JIT_POSITIONS
+    if jit_compile is not None:
+        jit_dense = jit_batch = jit_compile
+    model = ReplicaModel(initial, specs, mu, jit_dense=jit_dense, jit_batch=jit_batch)
+    del initial
+    evaluation = Evaluation(model, data)
+    orders = [order_generator(s.seeds["order"]) for s in specs]
+    running = list(range(R))
+
+    def record(
+        epoch: int,
+        r: int,
+        tables: dict[str, np.ndarray],
+        loss: float,
+        seconds: float,
+        errors: tuple[float, float] | None,
+    ) -> bool:
+        """Add replica ``r``'s epoch to its result, as ``train_run`` records it."""
+        finite = all(np.isfinite(t).all() for t in tables.values())
+        if epoch in wanted or not finite:
+            results[r].snapshots[epoch] = tables
+        if not finite:
+            errors = (float("nan"), float("nan"))
+        elif errors is None:
+            errors = (rmse(tables, users, items, ratings, mu), rmse(tables, *test, mu))
+        results[r].history.append(
+            {
+                "epoch": epoch,
+                "loss": loss,
+                "train_rmse": errors[0],
+                "test_rmse": errors[1],
+                "seconds": seconds,
+            }
+        )
+        return finite
+
+    def stop(r: int, epoch: int, step: int) -> None:
+        """Mark replica ``r`` diverged, take it out and hand its result on."""
+        results[r].status = "diverged"
+        results[r].diverged = {"epoch": epoch, "step": step}
+        logger.warning(
+            "run %s diverged at epoch %d step %s", specs[r].run_id, epoch, step
+        )
+        model.stop(r)
+        running.remove(r)
+        finish(r)
+
+    def finish(r: int) -> None:
+        results[r].seconds = (time.perf_counter() - start) / R
+        if on_result is not None:
+            on_result(results[r])
+
+    stacked = model.values()
+    train0, test0 = evaluation.rmse()
+    for r in running:
+        record(0, r, _replica(stacked, r), float("nan"), 0.0, (train0[r], test0[r]))
+
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        # This epoch's batches of every replica, each from its own order generator.
+        perm = np.stack(
+            [
+                orders[r].permutation(n) if r in running else np.arange(n)
+                for r in range(R)
+            ]
+        )
+        epoch_users = _padded(users[perm], batch)
+        epoch_items = _padded(items[perm], batch)
+        epoch_ratings = _padded(ratings[perm], batch)
+        # Keras's loss tracker: float32 running sums of loss * batch and of batch.
+        total = np.zeros(R, np.float32)
+        count = np.float32(0)
+        for step, lo in enumerate(range(0, n, batch)):
+            hi = min(lo + batch, n)
+            cut = slice(lo, lo + batch)
+            losses = model.step(
+                epoch_users[:, cut], epoch_items[:, cut], epoch_ratings[:, cut], hi - lo
+            ).numpy()
+            total = (total + losses * np.float32(hi - lo)).astype(np.float32)
+            count = np.float32(count + np.float32(hi - lo))
+            with np.errstate(invalid="ignore", over="ignore"):
+                mean = total / count
+            for r in [r for r in running if not math.isfinite(float(mean[r]))]:
+                # The independent run's guard stops it after this step.
+                seconds = (time.perf_counter() - t0) / R
+                record(
+                    epoch, r, _replica(model.values(), r), float(mean[r]), seconds, None
+                )
+                stop(r, epoch, step)
+            if not running:
+                return results
+        seconds = (time.perf_counter() - t0) / R
+        stacked = model.values()
+        train_e, test_e = evaluation.rmse()
+        for r in list(running):
+            if not record(
+                epoch,
+                r,
+                _replica(stacked, r),
+                float(total[r] / count),
+                seconds,
+                (train_e[r], test_e[r]),
+            ):
+                stop(r, epoch, -1)
+        if not running:
+            return results
+        if on_epoch is not None:
+            on_epoch(epoch, epochs)
+    for r in list(running):
+        finish(r)
+    return results
+
+
+def _padded(table: np.ndarray, batch: int) -> np.ndarray:
+    """Return ``table`` (R, n) with zero columns up to a multiple of ``batch``."""
+    R, n = table.shape
+    out = np.zeros((R, -(-n // batch) * batch), table.dtype)
+    out[:, :n] = table
+    return out
+
+
+def _replica(stacked: dict[str, np.ndarray], r: int) -> dict[str, np.ndarray]:
+    return {name: np.array(table[r]) for name, table in stacked.items()}

@@ -1,0 +1,394 @@
+"""Replicas in one graph: the same runs as independent fits, to rounding."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from embvar.config import parse_study, plan_runs
+from embvar.data.prepared import prepare_data
+from embvar.errors import ConfigError, ShapeMismatchError, TrainingError
+from embvar.execution.task import (
+    group_task,
+    make_tasks,
+    run_task,
+    task_results,
+    task_run_ids,
+)
+from embvar.models.factorization import build_factorization
+from embvar.store import Store
+from embvar.study import run_study
+from embvar.training.fit import perturb_weight, snapshot, train_run
+from embvar.training.replicas import (
+    GroupResult,
+    group_runs,
+    initial_tables,
+    replica_bytes,
+    train_replicas,
+)
+
+# The issue's bound: replica r's tables within 1e-5 of its independent run.
+RTOL = 1e-5
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def ratings_file(tmp_path_factory):
+    """A small explicit-rating table: 40 users, 25 items, 600 ratings."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "ratings.tsv"
+    pairs = rng.choice(40 * 25, size=600, replace=False)
+    users, items = pairs // 25, pairs % 25
+    noise = rng.normal(0, 1, 600)
+    ratings = np.clip(np.round(3 + (users % 5 - items % 5) / 2 + noise), 1, 5)
+    lines = ["user\titem\trating"] + [
+        f"u{u}\ti{i}\t{r:.0f}" for u, i, r in zip(users, items, ratings, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _study(
+    source,
+    *,
+    optimizer="adam",
+    factors=None,
+    training=None,
+    model=None,
+    designs=None,
+    name="replicas",
+):
+    raw = {
+        "name": name,
+        "root_seed": 3,
+        "data": {"source": source, "test_fraction": 0.2},
+        "model": {"dim": 4, **(model or {})},
+        "training": {
+            "optimizer": optimizer,
+            "learning_rate": 0.05,
+            "batch_size": 64,
+            "epochs": EPOCHS,
+            **(training or {}),
+        },
+        "design": designs
+        or [{"name": "seeds", "factors": factors or {"init": [0, 1], "order": [0, 1]}}],
+    }
+    return parse_study(raw)
+
+
+def _relative(a, b):
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def _assert_same_run(replica, independent):
+    """Every table at epoch 1 and the last, and the history, match to rounding."""
+    assert replica.run_id == independent.run_id
+    assert replica.status == independent.status
+    assert replica.diverged == independent.diverged
+    assert sorted(replica.snapshots) == sorted(independent.snapshots)
+    last = max(independent.snapshots)
+    for epoch in sorted({0, 1, last}):
+        for name, table in independent.snapshots[epoch].items():
+            got = replica.snapshots[epoch][name]
+            assert got.shape == table.shape and got.dtype == np.float32
+            assert _relative(got, table) <= RTOL, (epoch, name, _relative(got, table))
+    assert len(replica.history) == len(independent.history)
+    for mine, theirs in zip(replica.history, independent.history, strict=True):
+        assert mine["epoch"] == theirs["epoch"]
+        for key in ("loss", "train_rmse", "test_rmse"):
+            np.testing.assert_allclose(mine[key], theirs[key], rtol=RTOL)
+
+
+@pytest.mark.parametrize("initializer", ["uniform", "glorot_uniform", "normal"])
+def test_initial_tables_bitwise_equal_to_built_model(ratings_file, initializer):
+    study = _study(
+        ratings_file,
+        model={"initializer": initializer},
+        factors={"init": [0, 1], "perturb": [0, 5]},
+    )
+    specs = plan_runs(study)
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    inter = data.interactions
+    for spec in specs:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(spec.seeds["init"])
+        model = build_factorization(
+            inter.n_users, inter.n_items, spec.model, mu=data.mu
+        )
+        if spec.perturb:
+            perturb_weight(model, spec.perturb)
+        expected = snapshot(model)
+        got = initial_tables(spec, inter.n_users, inter.n_items)
+        assert sorted(got) == sorted(expected)
+        for name, table in expected.items():
+            assert np.array_equal(got[name], table), (spec.levels, spec.perturb, name)
+
+
+_INDEPENDENT: dict[str, object] = {}
+
+
+def _independent(spec):
+    """The run trained on its own by ``train_run`` (once per module)."""
+    if spec.run_id not in _INDEPENDENT:
+        data = prepare_data(spec.data, spec.seeds["split"])
+        _INDEPENDENT[spec.run_id] = train_run(spec, data)
+    return _INDEPENDENT[spec.run_id]
+
+
+def _mixed_group(source, optimizer):
+    """Three runs of one shape: own seeds, own learning rate, decay and L2."""
+    study = _study(
+        source,
+        optimizer=optimizer,
+        designs=[
+            {"name": "seeds", "factors": {"init": [0, 1], "order": [0, 1]}},
+            {
+                "name": "mixed",
+                "factors": {
+                    "learning_rate": [0.005],
+                    "weight_decay": [0.01],
+                    "l2": [0.1],
+                    "init": [2],
+                    "order": [2],
+                },
+            },
+        ],
+    )
+    specs = plan_runs(study)
+    return [specs[0], specs[3], specs[4]]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_train_replicas_every_optimizer_matches_independent_runs(
+    ratings_file, optimizer
+):
+    specs = _mixed_group(ratings_file, optimizer)
+    assert [s.training.learning_rate for s in specs] == [0.05, 0.05, 0.005]
+    assert [s.model.l2 for s in specs] == [0.0, 0.0, 0.1]
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    replicas = train_replicas(specs, data)
+    for spec, replica in zip(specs, replicas, strict=True):
+        _assert_same_run(replica, _independent(spec))
+
+
+@pytest.mark.slow
+def test_train_replicas_fully_compiled_step_matches_independent_runs(ratings_file):
+    # Small groups compile only part of the step; force XLA on all of it.
+    specs = _mixed_group(ratings_file, "adam")
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    replicas = train_replicas(specs, data, jit_compile=True)
+    for spec, replica in zip(specs, replicas, strict=True):
+        _assert_same_run(replica, _independent(spec))
+
+
+def test_train_replicas_diverging_replica_stops_alone(ratings_file):
+    # One replica's learning rate makes SGD blow up; it must stop where its
+    # independent run stops, and leave the other replica as it would be.
+    study = _study(
+        ratings_file, optimizer="sgd", factors={"learning_rate": [0.05, 100.0]}
+    )
+    specs = plan_runs(study)
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    seen = []
+    replicas = train_replicas(specs, data, on_result=lambda r: seen.append(r.run_id))
+    independent = [_independent(spec) for spec in specs]
+    assert [r.status for r in independent] == ["done", "diverged"]
+    assert seen == [specs[1].run_id, specs[0].run_id]  # the diverged one first
+    _assert_same_run(replicas[0], independent[0])
+    bad, expected = replicas[1], independent[1]
+    assert bad.status == "diverged" and bad.diverged == expected.diverged
+    assert sorted(bad.snapshots) == sorted(expected.snapshots)
+    assert [h["epoch"] for h in bad.history] == [h["epoch"] for h in expected.history]
+
+
+def test_group_runs_auto_groups_shared_shapes_in_plan_order(ratings_file):
+    study = _study(
+        ratings_file,
+        designs=[
+            {"name": "seeds", "factors": {"init": [0, 1]}},
+            {"name": "opt", "factors": {"optimizer": ["sgd", "adam"], "dim": [4, 6]}},
+        ],
+    )
+    specs = plan_runs(study)
+    groups = group_runs(specs)
+    shapes = [[(s.training.optimizer, s.model.dim) for s in g] for g in groups]
+    # The opt design's adam/4 run is the seeds design's init 0 run.
+    assert shapes == [[("adam", 4)] * 2, [("sgd", 4)], [("sgd", 6)], [("adam", 6)]]
+    assert group_runs(specs, trainer="independent") == [[s] for s in specs]
+    tasks = make_tasks(specs)
+    assert [task_run_ids(*t) for t in tasks] == [[s.run_id for s in g] for g in groups]
+    assert tasks[0][0] == f"2x{groups[0][0].run_id}"
+    assert tasks[1] == (groups[1][0].run_id, groups[1][0].model_dump_json())
+    forced = make_tasks(specs, trainer="replicas")
+    assert all(t[0].startswith("1x") for t in forced[1:])
+
+
+def test_group_runs_memory_budget_cuts_near_equal_chunks(ratings_file):
+    study = _study(ratings_file, designs=[{"name": "s", "replicates": 7}])
+    specs = plan_runs(study)
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    inter = data.interactions
+    n = len(data.split.train) + len(data.split.test)
+    one = replica_bytes(specs[0], inter.n_users, inter.n_items, n)
+    # (users + items) * (dim + bias) float32 params, in 6 tensors (table, m, v,
+    # three temporaries), plus 40 bytes per rating.
+    assert one == 4 * (inter.n_users + inter.n_items) * 5 * 6 + 40 * n
+    groups = group_runs(specs, prepared={data.key: data}, memory_budget=3 * one)
+    assert [len(g) for g in groups] == [3, 2, 2]
+    assert [s for g in groups for s in g] == specs
+    assert len(group_runs(specs, prepared={data.key: data}, memory_budget=1)) == 7
+
+
+def test_group_runs_auto_keeps_repeats_alone(ratings_file):
+    study = _study(
+        ratings_file, designs=[{"name": "det", "factors": {"repeat": [0, 1]}}]
+    )
+    specs = plan_runs(study)
+    assert group_runs(specs) == [[specs[0]], [specs[1]]]
+    assert group_runs(specs, trainer="replicas") == [specs]
+
+
+def test_group_runs_forced_replicas_rejects_custom_model(ratings_file):
+    study = _study(ratings_file, model={"kind": "mypackage.models:build"})
+    with pytest.raises(
+        ConfigError, match="trainer='replicas' needs runs of the built-in"
+    ):
+        group_runs(plan_runs(study), trainer="replicas")
+    assert len(group_runs(plan_runs(study))) == 4
+
+
+def test_group_runs_unknown_trainer_names_choices(ratings_file):
+    with pytest.raises(ConfigError, match="trainer must be one of 'auto', 'replicas'"):
+        group_runs(plan_runs(_study(ratings_file)), trainer="fast")
+
+
+def test_train_replicas_mixed_shapes_rejected(ratings_file):
+    study = _study(ratings_file, factors={"dim": [4, 6]})
+    specs = plan_runs(study)
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    with pytest.raises(ShapeMismatchError, match="train_replicas needs runs of the"):
+        train_replicas(specs, data)
+    with pytest.raises(ShapeMismatchError, match="pretrained must give one entry"):
+        train_replicas(specs[:1], data, pretrained=[None, None])
+
+
+def test_task_results_group_fans_out(ratings_file):
+    specs = plan_runs(_study(ratings_file))
+    task_id, payload = group_task(specs)
+    ids = [s.run_id for s in specs]
+    assert task_run_ids(task_id, payload) == ids
+    error = RuntimeError("boom")
+    assert task_results(task_id, payload, error) == [(i, error) for i in ids]
+    partial = task_results(task_id, payload, GroupResult([]))
+    assert [type(r) for _, r in partial] == [TrainingError] * len(ids)
+    assert task_results("abc", "{}", 5) == [("abc", 5)]
+    with pytest.raises(TrainingError, match="Keras callbacks need the independent"):
+        run_task(payload, callbacks=[keras.callbacks.Callback()])
+
+
+def _stored(directory, run_ids):
+    with Store(directory, create=False) as store:
+        return {
+            rid: (
+                {e: store.load_snapshot(rid, e) for e in store.epochs(rid)},
+                store.history(rid),
+            )
+            for rid in run_ids
+        }
+
+
+def _two_groups(source):
+    return _study(source, factors={"optimizer": ["adam", "sgd"], "init": [0, 1]})
+
+
+@pytest.mark.slow
+def test_run_study_replicas_store_what_independent_runs_store(ratings_file, tmp_path):
+    study = _two_groups(ratings_file)
+    ids = [s.run_id for s in plan_runs(study)]
+    a = run_study(study, tmp_path / "replicas", trainer="replicas", analyze=False)
+    b = run_study(study, tmp_path / "independent", trainer="independent", analyze=False)
+    assert sorted(a.trained) == sorted(b.trained) == sorted(ids)
+    got, expected = (
+        _stored(tmp_path / "replicas", ids),
+        _stored(tmp_path / "independent", ids),
+    )
+    for rid in ids:
+        assert (
+            sorted(got[rid][0]) == sorted(expected[rid][0]) == list(range(EPOCHS + 1))
+        )
+        for epoch, tables in expected[rid][0].items():
+            for name, table in tables.items():
+                assert _relative(got[rid][0][epoch][name], table) <= RTOL
+        for mine, theirs in zip(got[rid][1], expected[rid][1], strict=True):
+            for key in ("train_rmse", "test_rmse"):
+                np.testing.assert_allclose(mine[key], theirs[key], rtol=RTOL)
+    with pytest.raises(ConfigError, match="trainer must be one of"):
+        run_study(study, tmp_path / "bad", trainer="fast")
+    assert not (tmp_path / "bad").exists()
+
+
+class _Interrupting:
+    """A local executor that is stopped (Ctrl-C) after ``after`` results."""
+
+    name = "interrupting"
+
+    def __init__(self, after):
+        from embvar.execution.local import LocalExecutor
+
+        self.after, self.inner = after, LocalExecutor()
+
+    def run(self, tasks, on_result, on_progress=None):
+        calls = []
+
+        def stop_after(event):
+            if self.after == 0 and event[0] == "epoch" and event[2] == 2:
+                raise KeyboardInterrupt  # killed in the middle of the group
+            if on_progress:
+                on_progress(event)
+
+        def result(task_id, res):
+            on_result(task_id, res)
+            calls.append(task_id)
+            if len(calls) == self.after:
+                raise KeyboardInterrupt
+
+        self.inner.run(tasks, result, stop_after)
+
+
+def _assert_stored_like_independent(directory, study):
+    specs = plan_runs(study)
+    got = _stored(directory, [s.run_id for s in specs])
+    for spec in specs:
+        for name, table in _independent(spec).snapshots[EPOCHS].items():
+            assert _relative(got[spec.run_id][0][EPOCHS][name], table) <= RTOL
+
+
+@pytest.mark.slow
+def test_run_study_killed_inside_group_retrains_the_group(ratings_file, tmp_path):
+    study = _two_groups(ratings_file)
+    ids = [s.run_id for s in plan_runs(study)]
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, tmp_path, executor=_Interrupting(0), analyze=False)
+    with Store(tmp_path, create=False) as store:
+        assert store.finished_ids() == set()
+        assert {r.status for r in store.runs()} == {"pending"}
+    again = run_study(study, tmp_path, analyze=False)
+    assert sorted(again.trained) == sorted(ids) and again.skipped == 0
+    _assert_stored_like_independent(tmp_path, study)
+
+
+@pytest.mark.slow
+def test_run_study_killed_between_groups_resumes_the_rest(ratings_file, tmp_path):
+    study = _two_groups(ratings_file)
+    specs = plan_runs(study)
+    assert len(make_tasks(specs)) == 2
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, tmp_path, executor=_Interrupting(1), analyze=False)
+    first = {s.run_id for s in specs if s.training.optimizer == "adam"}
+    with Store(tmp_path, create=False) as store:
+        assert store.finished_ids() == first
+    again = run_study(study, tmp_path, analyze=False)
+    assert again.skipped == 2
+    assert sorted(again.trained) == sorted({s.run_id for s in specs} - first)
+    _assert_stored_like_independent(tmp_path, study)
