@@ -201,7 +201,8 @@ def _version(name: str) -> str | None:
 
 
 def _cpu() -> dict[str, Any]:
-    model, flags = platform.processor() or None, []
+    model: str | None = platform.processor() or None
+    flags: list[str] = []
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -215,6 +216,7 @@ def _cpu() -> dict[str, Any]:
                     break
     except OSError:
         pass
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

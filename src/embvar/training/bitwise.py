@@ -120,6 +120,7 @@ def array_difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
 def _ordered(x: np.ndarray) -> np.ndarray:
     # Sign-magnitude bits -> an integer line that increases with the float:
     # non-negative floats keep their bits, negative ones count down from 0.
-    bits = x.view(_INT_OF[x.dtype.itemsize]).astype(np.int64)
-    lowest = np.int64(np.iinfo(_INT_OF[x.dtype.itemsize]).min)
+    width = _INT_OF[x.dtype.itemsize]
+    bits = x.view(width).astype(np.int64)
+    lowest = np.int64(-(2 ** (8 * x.dtype.itemsize - 1)))
     return np.where(bits < 0, lowest - bits, bits)

@@ -74,7 +74,7 @@ def compare_steps(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     failed = _failure(a, b)
     if failed:
         return failed
-    epoch = a.data.get("step_epoch")
+    epoch = int(a.data.get("step_epoch") or 0)
     earlier_a = {e: d for e, d in a.epochs.items() if e < epoch}
     earlier_b = {e: d for e, d in b.epochs.items() if e < epoch}
     before = [
@@ -118,11 +118,11 @@ def _variables(a: RunRecord, b: RunRecord, da: dict, db: dict, va, vb) -> dict:
     for path in paths:
         if da.get(path) == db.get(path):
             continue
-        meta = a.variables.get(path) or b.variables.get(path)
+        meta = a.variables.get(path) or b.variables.get(path) or {}
         row: dict[str, Any] = {
             "path": path,
-            "kind": meta["kind"],
-            "shape": meta["shape"],
+            "kind": meta.get("kind", "weight"),
+            "shape": meta.get("shape"),
         }
         if path not in da or path not in db:
             row["only_in"] = "a" if path in da else "b"

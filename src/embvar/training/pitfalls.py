@@ -187,7 +187,7 @@ def diagnose_pitfalls(
         processes were started.
     """
     own = directory is None
-    root = Path(tempfile.mkdtemp(prefix="embvar-pitfalls-")) if own else Path(directory)
+    root = Path(tempfile.mkdtemp(prefix="embvar-pitfalls-") if own else str(directory))
     try:
         return _diagnose(target, root, in_process, cross_process, hash_seeds, env or {})
     finally:
@@ -233,7 +233,8 @@ def _diagnose(target, root, in_process, cross_process, hash_seeds, env) -> dict:
         processes += 1
         explained = B is None or _ids_differ(A[0], B) or _traced_unseeded(A)
         if (
-            hash_a is not None
+            B is not None
+            and hash_a is not None
             and not explained
             and compare_records(A[0], B)["identical"] is False
         ):
@@ -504,8 +505,10 @@ def _shared_initializer(A: list[RunRecord]) -> Pitfall:
             shared.setdefault(e["initializer_id"], []).append(e["layer"])
     for layers in shared.values():
         if len(set(layers)) > 1:
-            names = ", ".join(sorted(set(layers)))
-            pit.evidence.append(f"one initializer object was given to layers {names}.")
+            shared_by = ", ".join(sorted(set(layers)))
+            pit.evidence.append(
+                f"one initializer object was given to layers {shared_by}."
+            )
     arrays = _model_arrays(A[0], 0) if not A[0].error else {}
     names = [
         p

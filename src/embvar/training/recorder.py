@@ -279,7 +279,7 @@ class Recorder:
         arrays = {f"v{keys.index(p)}": a for p, (_, a) in values.items()}
         path = self.directory / "arrays" / name
         with open(path, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 class RunRecord:

@@ -151,8 +151,9 @@ def train_spec(recorder: Any, seed: int | None, spec: str) -> None:
     if interactions is not None:
         recorder.entity_ids("user_embedding", interactions.user_ids)
         recorder.entity_ids("item_embedding", interactions.item_ids)
-    elif getattr(data, "words", None) is not None:
-        recorder.entity_ids("words", data.words)
+    words = getattr(data, "words", None)
+    if interactions is None and words is not None:
+        recorder.entity_ids("words", words)
     result = run_task(run.model_dump_json(), callbacks=[recorder.callback()])
     if not recorder.started:
         # A training hook that passed no callbacks to Keras, or a model

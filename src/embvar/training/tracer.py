@@ -91,7 +91,7 @@ def _library_dirs() -> tuple[str, ...]:
     try:
         import tf_keras  # noqa: F401
 
-        dirs.append(os.path.dirname(sys.modules["tf_keras"].__file__))
+        dirs.append(os.path.dirname(sys.modules["tf_keras"].__file__ or ""))
     except ImportError:
         pass
     return tuple(dirs)
@@ -225,7 +225,7 @@ class Tracer:
         self._seq += 1
 
     def _where(self) -> tuple[str, bool]:
-        frame = sys._getframe(2)
+        frame: Any = sys._getframe(2)
         via_keras = False
         while frame is not None:
             filename = frame.f_code.co_filename
@@ -373,7 +373,8 @@ class _Frame:
 
 
 def _stack_names() -> list[_Frame]:
-    out, frame = [], sys._getframe(2)
+    out = []
+    frame: Any = sys._getframe(2)
     while frame is not None:
         out.append(_Frame(frame.f_code.co_name))
         frame = frame.f_back

@@ -144,7 +144,7 @@ def audit_verdict(
         where = f"epoch {fd['first_epoch']}"
         if loc.get("first_step") is not None:
             where += f", step {loc['first_step']}"
-        worst = max(
+        worst: dict[str, Any] = max(
             fd.get("variables", []),
             key=lambda v: (v["kind"] == "embedding", v.get("max_abs") or 0),
             default={},
