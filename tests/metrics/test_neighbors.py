@@ -129,3 +129,14 @@ def test_neighbor_overlap_missing_entries_never_count():
     A = np.array([[3, -1, -1]])
     B = np.array([[3, 4, -1]])
     assert neighbor_overlap(A, B).tolist() == [1 / 3]
+
+
+def test_neighbor_overlap_long_rows_match_short_row_method(rng):
+    A = np.argsort(rng.random((50, 200)), axis=1)[:, :40]
+    B = np.argsort(rng.random((50, 200)), axis=1)[:, :40]
+    expected = [len(set(a) & set(b)) / 40 for a, b in zip(A, B, strict=True)]
+    assert np.allclose(neighbor_overlap(A, B), expected)
+    assert np.allclose(
+        neighbor_overlap(A[:, :10], B[:, :10]),
+        [len(set(a) & set(b)) / 10 for a, b in zip(A[:, :10], B[:, :10], strict=True)],
+    )

@@ -7,14 +7,29 @@ and what was received.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
 
 import numpy as np
 
-from embvar.checks import check_matrix
+from embvar.checks import check_int, check_matrix
 from embvar.errors import ShapeMismatchError
 
-__all__ = ["check_pair", "check_table", "centered", "nuclear_norm"]
+__all__ = [
+    "check_pair",
+    "check_table",
+    "centered",
+    "nuclear_norm",
+    "parallel_map",
+    "single_threaded_blas",
+    "thread_count",
+]
+
+T = TypeVar("T")
 
 
 def check_table(name: str, X: Any, *, min_rows: int = 1) -> np.ndarray:
@@ -67,4 +82,57 @@ def centered(X: np.ndarray) -> np.ndarray:
 
 def nuclear_norm(M: np.ndarray) -> float:
     """Return the sum of the singular values of a small matrix."""
-    return float(np.linalg.svd(M, compute_uv=False).sum())
+    with single_threaded_blas():
+        return float(np.linalg.svd(M, compute_uv=False).sum())
+
+
+def single_threaded_blas() -> AbstractContextManager[Any]:
+    """Limit BLAS and LAPACK to one thread inside a ``with`` block.
+
+    Two uses: small (``dim x dim``) decompositions, which run hundreds of
+    times slower with threads on a busy machine (thread wake-ups cost more
+    than the work), and our own worker threads, which each run their BLAS
+    calls on one core. The limit is process-wide while the block runs.
+    Without threadpoolctl (it comes with scikit-learn) nothing is limited.
+    """
+    controller = _blas_controller()
+    if controller is None:
+        return nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - optional speed-up
+        return None
+    return ThreadpoolController()
+
+
+def thread_count(n_threads: int | None) -> int:
+    """Return ``n_threads``, or the number of cores this process may use."""
+    if n_threads is not None:
+        return check_int("n_threads", n_threads, 1)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def parallel_map(
+    function: Callable[[Any], T], items: Iterable[Any], n_threads: int | None = None
+) -> list[T]:
+    """Return ``[function(item) for item in items]``, computed on threads.
+
+    Each thread runs its NumPy work with one BLAS thread, so the cores are
+    shared by our threads rather than oversubscribed by BLAS's own. NumPy
+    releases the GIL in matrix products and ufuncs, which is where the
+    work is.
+    """
+    items = list(items)
+    workers = min(thread_count(n_threads), len(items))
+    if workers <= 1:
+        return [function(item) for item in items]
+    with single_threaded_blas(), ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, items))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from embvar.checks import check_float, check_int
+from embvar.metrics._inputs import parallel_map, single_threaded_blas
 from embvar.metrics.pairwise import CrossProducts, cross_products
 from embvar.metrics.procrustes import rotation_from_cross
 
@@ -30,7 +31,8 @@ class GeneralizedProcrustesResult:
     consensus : ndarray of shape (n_entities, dim)
         Mean of the aligned tables.
     aligned : ndarray of shape (K, n_entities, dim)
-        Each run centred, scaled (if asked) and rotated onto the consensus.
+        Each run centred, scaled (if asked) and rotated onto the consensus;
+        float32 when every input is float32, else float64.
     rotations : ndarray of shape (K, dim, dim)
         ``aligned[k] = standardized(tables[k]) @ rotations[k]``.
     displacement : ndarray of shape (K, n_entities)
@@ -134,30 +136,43 @@ def generalized_procrustes(
     G = P.centered * factor[:, None, None, None] * factor[None, :, None, None]
     sizes = np.array([np.trace(G[k, k]) for k in range(K)])
 
-    # Step 2: start from the rotations that align each table to the first.
-    R = np.stack([rotation_from_cross(G[k, 0]) for k in range(K)])
-    residual = _residual(G, R, sizes)
-    converged = False
-    n_iter = 0
-    while n_iter < max_iter:
-        n_iter += 1
+    # Steps 2-3 work on dim x dim matrices only: one BLAS thread is faster.
+    with single_threaded_blas():
+        # Step 2: start from the rotations that align each table to the first.
+        R = np.stack([rotation_from_cross(G[k, 0]) for k in range(K)])
+        residual = _residual(G, R, sizes)
+        converged = False
+        n_iter = 0
+        while n_iter < max_iter:
+            n_iter += 1
 
-        # Step 3: R_j <- polar factor of T_j^T C, C = mean_k T_k R_k.
-        cross = np.einsum("jkab,kbc->jac", G, R) / K
-        R = np.stack([rotation_from_cross(M) for M in cross])
-        updated = _residual(G, R, sizes)
-        change = abs(residual - updated)
-        residual = updated
-        if change <= tol * max(residual, np.finfo(float).tiny):
-            converged = True
-            break
+            # Step 3: R_j <- polar factor of T_j^T C, C = mean_k T_k R_k.
+            cross = np.einsum("jkab,kbc->jac", G, R) / K
+            R = np.stack([rotation_from_cross(M) for M in cross])
+            updated = _residual(G, R, sizes)
+            change = abs(residual - updated)
+            residual = updated
+            if change <= tol * max(residual, np.finfo(float).tiny):
+                converged = True
+                break
 
-    # Step 4: the aligned tables, consensus and per-entity displacement.
-    aligned = np.empty((K, P.n_entities, dim))
-    for k, T in enumerate(_standardized_tables(tables, P, factor)):
-        np.matmul(T, R[k], out=aligned[k])
-    consensus = aligned.mean(axis=0)
-    displacement = np.stack([_cosine_distance(A, consensus) for A in aligned])
+    # Step 4: the aligned tables, in the inputs' precision:
+    # (X - mean) f R = X (f R) - mean f R, one product per run. The
+    # consensus is accumulated in float64.
+    dtype = np.result_type(*(np.asarray(T).dtype for T in tables), np.float32)
+    aligned = np.empty((K, P.n_entities, dim), dtype=dtype)
+
+    def align(k: int) -> None:
+        M = factor[k] * R[k]
+        np.matmul(np.asarray(tables[k], dtype), M.astype(dtype), out=aligned[k])
+        aligned[k] -= (P.means[k] @ M).astype(dtype)
+
+    parallel_map(align, range(K))
+    consensus = aligned.sum(axis=0, dtype=np.float64) / K
+    reference = consensus.astype(dtype)
+    displacement = np.stack(
+        parallel_map(lambda A: _cosine_distance(A, reference), aligned)
+    )
     return GeneralizedProcrustesResult(
         consensus, aligned, R, displacement, float(residual), n_iter, converged
     )
@@ -170,14 +185,9 @@ def _residual(G: np.ndarray, R: np.ndarray, sizes: np.ndarray) -> float:
     return float(max(sizes.sum() - K * consensus_sq, 0.0))
 
 
-def _standardized_tables(tables: Sequence[Any], P: CrossProducts, factor: np.ndarray):
-    for k, T in enumerate(tables):
-        yield (np.asarray(T, np.float64) - P.means[k]) * factor[k]
-
-
 def _cosine_distance(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Row-wise ``1 - cos(a, b)``; 1 where either row is zero."""
     dots = np.einsum("ij,ij->i", A, B)
     norms = np.linalg.norm(A, axis=1) * np.linalg.norm(B, axis=1)
     cosine = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-    return 1.0 - cosine
+    return 1.0 - cosine.astype(np.float64)

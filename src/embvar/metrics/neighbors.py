@@ -20,10 +20,7 @@ Neighbours are found in one of three ways:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,7 +28,12 @@ import numpy as np
 
 from embvar.checks import check_choice, check_float, check_int
 from embvar.errors import DependencyError, ShapeMismatchError
-from embvar.metrics._inputs import check_pair, check_table
+from embvar.metrics._inputs import (
+    check_pair,
+    check_table,
+    parallel_map,
+    thread_count,
+)
 
 __all__ = [
     "AUTO_EXACT_MAX_ROWS",
@@ -138,7 +140,7 @@ def knn_indices(
 
     Z = _prepare(X, metric)
     if method == "exact":
-        return _exact_search(Z, k, _thread_count(n_threads))
+        return _exact_search(Z, k, thread_count(n_threads))
     if method == "faiss":
         return _faiss_flat_search(Z, k)
     return _approx_search(Z, k, recall_target, seed)[0]
@@ -178,7 +180,7 @@ def knn_recall(
     n_queries = check_int("n_queries", n_queries, 1)
     Z = _prepare(X, metric)
     rows = _sample_rows(Z.shape[0], n_queries, seed)
-    exact = _exact_rows(Z, rows, indices.shape[1], _thread_count(None))
+    exact = _exact_rows(Z, rows, indices.shape[1], thread_count(None))
     return float(neighbor_overlap(indices[rows], exact).mean())
 
 
@@ -218,12 +220,7 @@ def neighbor_overlap(
         )
     k = A.shape[1]
 
-    # Count shared indices: in the sorted union of two rows of distinct
-    # values, each shared value appears as two equal neighbours. Negative
-    # entries mark missing neighbours and never count.
-    both = np.sort(np.concatenate([A, B], axis=1), axis=1)
-    equal = (both[:, 1:] == both[:, :-1]) & (both[:, 1:] >= 0)
-    shared = np.count_nonzero(equal, axis=1)
+    shared = _shared_counts(A, B)
     if kind == "overlap":
         return shared / k
     return shared / (2 * k - shared)
@@ -323,10 +320,11 @@ class NeighborSets:
     def pairwise_mean_overlap(self, *, kind: OverlapKind = "overlap") -> np.ndarray:
         """Return the (K, K) matrix of mean overlaps; 1 on the diagonal."""
         K = len(self.indices)
+        pairs = [(a, b) for a in range(K) for b in range(a + 1, K)]
+        means = parallel_map(lambda ab: self.overlap(*ab, kind=kind).mean(), pairs)
         out = np.ones((K, K))
-        for a in range(K):
-            for b in range(a + 1, K):
-                out[a, b] = out[b, a] = self.overlap(a, b, kind=kind).mean()
+        for (a, b), value in zip(pairs, means, strict=True):
+            out[a, b] = out[b, a] = value
         return out
 
 
@@ -392,6 +390,32 @@ def neighbor_sets(
     return NeighborSets(indices, k, metric, method, recall)
 
 
+def _shared_counts(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Per row, the number of non-negative entries of A that B also holds."""
+    n, k = A.shape
+    if k <= 32:
+        # Compare each column of A with each column of B: k^2 vector passes
+        # over contiguous columns, counted in bytes. Missing entries become
+        # -1 in A and -2 in B so that they never match.
+        small = max(int(A.max(initial=0)), int(B.max(initial=0))) < 2**31 - 1
+        dtype = np.int32 if small else np.int64
+        At = np.where(A < 0, -1, A).astype(dtype).T.copy()
+        Bt = np.where(B < 0, -2, B).astype(dtype).T.copy()
+        count = np.zeros(n, dtype=np.uint8)
+        equal = np.empty(n, dtype=bool)
+        for a in At:
+            for b in Bt:
+                np.equal(a, b, out=equal)
+                np.add(count, equal.view(np.uint8), out=count)
+        return count.astype(np.int64)
+
+    # Long rows: in the sorted union of two rows of distinct values, each
+    # shared value appears as two equal neighbours.
+    both = np.sort(np.concatenate([A, B], axis=1), axis=1)
+    equal = (both[:, 1:] == both[:, :-1]) & (both[:, 1:] >= 0)
+    return np.count_nonzero(equal, axis=1)
+
+
 def _run_names(tables: Sequence[Any], names: Sequence[str] | None) -> list[str]:
     if len(tables) == 0:
         raise ShapeMismatchError("tables must hold at least one table; got none.")
@@ -424,24 +448,6 @@ def _prepare(X: np.ndarray, metric: str) -> np.ndarray:
     return Z
 
 
-def _thread_count(n_threads: int | None) -> int:
-    if n_threads is not None:
-        return check_int("n_threads", n_threads, 1)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
-def _single_threaded_blas() -> Any:
-    """Limit BLAS to one thread while our own workers run in parallel."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with sklearn
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def _exact_search(Z: np.ndarray, k: int, n_threads: int) -> np.ndarray:
     """Exact top-k of ``Z @ Z.T`` per row, the diagonal excluded."""
     return _exact_rows(Z, np.arange(Z.shape[0]), k, n_threads)
@@ -468,16 +474,7 @@ def _exact_rows(
             Z[block], padded, block, n, k, m, g
         )
 
-    starts = range(0, len(rows), _BLOCK_ROWS)
-    if n_threads == 1 or len(starts) == 1:
-        for start in starts:
-            run_block(start)
-        return out
-    limits = _single_threaded_blas()
-    with limits if limits is not None else nullcontext():
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            for _ in pool.map(run_block, starts):
-                pass
+    parallel_map(run_block, range(0, len(rows), _BLOCK_ROWS), n_threads)
     return out
 
 
@@ -578,7 +575,7 @@ def _approx_search(
     # Step 2: double the lists probed until the recall on a sample of
     # queries, against their exact neighbours, reaches the target.
     queries = _sample_rows(n, 1000, seed + 1)
-    exact = _exact_rows(Z, queries, k, _thread_count(None))
+    exact = _exact_rows(Z, queries, k, thread_count(None))
     nprobe = 1
     while True:
         index.nprobe = nprobe

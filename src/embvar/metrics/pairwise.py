@@ -15,14 +15,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg.blas import dsyrk
 
 from embvar.checks import check_choice
 from embvar.errors import ShapeMismatchError
-from embvar.metrics._inputs import check_table
+from embvar.metrics._inputs import (
+    check_table,
+    nuclear_norm,
+    parallel_map,
+    single_threaded_blas,
+    thread_count,
+)
 from embvar.metrics.cka import cka_from_products
-from embvar.metrics.procrustes import _angle_from_products, _distance_from_products
-from embvar.metrics.spectral import overlap_from_products, pip_from_products
+from embvar.metrics.procrustes import angle_from_nuclear, distance_from_nuclear
+from embvar.metrics.spectral import (
+    basis_coefficients,
+    overlap_from_bases,
+    pip_from_products,
+)
 
 __all__ = ["PAIRWISE_METRICS", "CrossProducts", "cross_products", "pairwise_metrics"]
 
@@ -116,24 +125,55 @@ def cross_products(
     # Pass 1: column means (float64 accumulation).
     means = np.stack([T.mean(axis=0, dtype=np.float64) for T in checked])
 
-    # Pass 2: Gram matrix of the side-by-side centred block, and the sums
-    # of absolute differences of the raw blocks.
-    gram = np.zeros((K * dim, K * dim), order="F")
-    abs_difference = np.zeros((K, K))
-    for start in range(0, n, _BLOCK_ROWS):
-        raw = np.stack(
-            [np.asarray(T[start : start + _BLOCK_ROWS], np.float64) for T in checked]
-        )
-        block = (raw - means[:, None, :]).transpose(1, 0, 2).reshape(-1, K * dim)
-        # Upper triangle of block^T block (BLAS syrk: half a GEMM's flops).
-        gram = dsyrk(1.0, block.T, beta=1.0, c=gram, overwrite_c=True)
-        for j in range(K - 1):
-            sums = np.abs(raw[j + 1 :] - raw[j]).sum(axis=(1, 2))
-            abs_difference[j, j + 1 :] += sums
+    # Pass 2, split by rows over the cores: Gram matrix of the side-by-side
+    # centred tables, and sums of absolute differences of the raw tables.
+    n_threads = thread_count(None)
+    bounds = np.linspace(0, n, n_threads + 1).astype(int)
+    parts = parallel_map(
+        lambda i: _accumulate(checked, means, bounds[i], bounds[i + 1]),
+        range(n_threads),
+    )
+    gram = np.sum([part[0] for part in parts], axis=0)
+    abs_difference = np.sum([part[1] for part in parts], axis=0)
     abs_difference += abs_difference.T
     gram = np.triu(gram) + np.triu(gram, 1).T
     centered = gram.reshape(K, dim, K, dim).transpose(0, 2, 1, 3)
     return CrossProducts(np.ascontiguousarray(centered), means, n, abs_difference)
+
+
+def _accumulate(
+    tables: list[np.ndarray], means: np.ndarray, first: int, last: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper blocks of the centred Gram matrix and the absolute differences
+    of rows ``first:last``, in the tables' dtype and summed in float64."""
+    K, dim = means.shape
+    dtype = np.result_type(*tables)
+    gram = np.zeros((K * dim, K * dim))
+    abs_difference = np.zeros((K, K))
+
+    # Runs in groups about 256 columns wide; only the group products on and
+    # above the diagonal are computed, each a large, contiguous GEMM.
+    per_group = max(1, 256 // dim)
+    groups = [range(g, min(g + per_group, K)) for g in range(0, K, per_group)]
+    height = min(last - first, _BLOCK_ROWS)
+    buffers = [np.empty((height, len(g), dim)) for g in groups]
+    for start in range(first, last, _BLOCK_ROWS):
+        stop = min(start + _BLOCK_ROWS, last)
+        raw = np.stack([np.asarray(T[start:stop], dtype) for T in tables])
+        blocks = []
+        for runs, buffer in zip(groups, buffers, strict=True):
+            rows = buffer[: stop - start]
+            np.subtract(raw[runs].transpose(1, 0, 2), means[runs], out=rows)
+            blocks.append(rows.reshape(stop - start, -1))
+        for p, (runs_p, block_p) in enumerate(zip(groups, blocks, strict=True)):
+            cols_p = slice(runs_p[0] * dim, (runs_p[-1] + 1) * dim)
+            for runs_q, block_q in zip(groups[p:], blocks[p:], strict=True):
+                cols_q = slice(runs_q[0] * dim, (runs_q[-1] + 1) * dim)
+                gram[cols_p, cols_q] += block_p.T @ block_q
+        for j in range(K - 1):
+            sums = np.abs(raw[j + 1 :] - raw[j]).sum(axis=(1, 2), dtype=np.float64)
+            abs_difference[j, j + 1 :] += sums
+    return gram, abs_difference
 
 
 def pairwise_metrics(
@@ -179,19 +219,19 @@ def pairwise_metrics(
         if isinstance(tables, CrossProducts)
         else cross_products(tables, names=names)
     )
-    K, n = P.n_runs, P.n_entities
+    K = P.n_runs
 
     # Per-run quantities, computed once.
-    norms_c = [float(np.trace(P.centered[j, j])) for j in range(K)]
-    raw_grams = [P.raw(j, j) for j in range(K)]
-    norms_raw = [float(np.trace(G)) for G in raw_grams]
+    with single_threaded_blas():
+        runs = [_RunSummary.of(P, j) for j in range(K)]
 
     out = {name: np.zeros((K, K)) for name in metrics}
-    for j in range(K):
-        for k in range(j, K):
-            values = _pair_metrics(P, j, k, metrics, norms_c, raw_grams, norms_raw, n)
-            for name, value in values.items():
-                out[name][j, k] = out[name][k, j] = value
+    with single_threaded_blas():
+        for j in range(K):
+            for k in range(j, K):
+                values = _pair_metrics(P, runs[j], runs[k], j, k, metrics)
+                for name, value in values.items():
+                    out[name][j, k] = out[name][k, j] = value
 
     # A table is at distance 0 from itself; skip the rounding of the formulas.
     for name in set(metrics) & _DISTANCES:
@@ -199,41 +239,63 @@ def pairwise_metrics(
     return out
 
 
+@dataclass(frozen=True)
+class _RunSummary:
+    """What every pair involving one run reuses."""
+
+    centered_norm: float  # ||X - mean||_F^2
+    raw_gram: np.ndarray  # X^T X
+    raw_norm: float  # ||X||_F^2
+    basis: np.ndarray  # B with X B an orthonormal basis of X's columns
+
+    @classmethod
+    def of(cls, P: CrossProducts, j: int) -> _RunSummary:
+        raw = P.raw(j, j)
+        return cls(
+            float(np.trace(P.centered[j, j])),
+            raw,
+            float(np.trace(raw)),
+            basis_coefficients(raw),
+        )
+
+
 def _pair_metrics(
     P: CrossProducts,
+    a: _RunSummary,
+    b: _RunSummary,
     j: int,
     k: int,
     metrics: list[str],
-    norms_c: list[float],
-    raw_grams: list[np.ndarray],
-    norms_raw: list[float],
-    n: int,
 ) -> dict[str, float]:
     C = P.centered[j, k]
+    raw = P.raw(j, k)
+    nuclear = nuclear_norm(C)
     values: dict[str, float] = {}
     for name in metrics:
         if name == "procrustes":
-            values[name] = _distance_from_products(norms_c[j], norms_c[k], C, True)
+            values[name] = distance_from_nuclear(
+                a.centered_norm, b.centered_norm, nuclear, True
+            )
         elif name == "procrustes_unscaled":
-            values[name] = _distance_from_products(norms_c[j], norms_c[k], C, False)
+            values[name] = distance_from_nuclear(
+                a.centered_norm, b.centered_norm, nuclear, False
+            )
         elif name == "angular_shape":
-            scale = np.sqrt(norms_c[j] * norms_c[k])
-            values[name] = _angle_from_products(C / scale) if scale > 0 else np.pi / 2
+            scale = np.sqrt(a.centered_norm * b.centered_norm)
+            values[name] = angle_from_nuclear(nuclear / scale) if scale else np.pi / 2
         elif name == "linear_cka":
             values[name] = cka_from_products(P.centered[j, j], P.centered[k, k], C)
         elif name == "pip_loss":
-            values[name] = pip_from_products(raw_grams[j], raw_grams[k], P.raw(j, k))
+            values[name] = pip_from_products(a.raw_gram, b.raw_gram, raw)
         elif name == "eigenspace_overlap":
-            values[name] = overlap_from_products(
-                raw_grams[j], raw_grams[k], P.raw(j, k)
-            )
+            values[name] = overlap_from_bases(a.basis, b.basis, raw)
         elif name == "relative_frobenius":
-            squared = norms_raw[j] + norms_raw[k] - 2.0 * np.trace(P.raw(j, k))
-            total = np.sqrt(norms_raw[j]) + np.sqrt(norms_raw[k])
-            distance = 2.0 * np.sqrt(max(float(squared), 0.0)) / total if total else 0.0
+            squared = a.raw_norm + b.raw_norm - 2.0 * float(np.trace(raw))
+            total = np.sqrt(a.raw_norm) + np.sqrt(b.raw_norm)
+            distance = 2.0 * np.sqrt(max(squared, 0.0)) / total if total else 0.0
             values[name] = float(distance)
         elif name == "mean_abs_difference":
-            values[name] = float(P.abs_difference[j, k]) / (n * C.shape[0])
+            values[name] = float(P.abs_difference[j, k]) / (P.n_entities * C.shape[0])
     return values
 
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from embvar.metrics._inputs import centered, check_pair
+from embvar.metrics._inputs import (
+    centered,
+    check_pair,
+    nuclear_norm,
+    single_threaded_blas,
+)
 
 __all__ = [
     "procrustes_distance",
@@ -143,8 +148,9 @@ def procrustes_rotation(X: Any, Y: Any, *, center: bool = True) -> np.ndarray:
 
 def rotation_from_cross(YtX: np.ndarray) -> np.ndarray:
     """Return ``W V^T`` from the SVD ``Y^T X = W Sigma V^T``."""
-    W, _, Vt = np.linalg.svd(YtX)
-    return W @ Vt
+    with single_threaded_blas():
+        W, _, Vt = np.linalg.svd(YtX)
+        return W @ Vt
 
 
 def _standardized(
@@ -168,14 +174,22 @@ def _distance_from_products(
     xx: float, yy: float, XtY: np.ndarray, scale: bool
 ) -> float:
     """Procrustes distance from ``||X||^2``, ``||Y||^2`` and ``X^T Y``."""
-    nuclear = float(np.linalg.svd(XtY, compute_uv=False).sum())
+    return distance_from_nuclear(xx, yy, nuclear_norm(XtY), scale)
+
+
+def distance_from_nuclear(xx: float, yy: float, nuclear: float, scale: bool) -> float:
+    """Procrustes distance from ``||X||^2``, ``||Y||^2`` and ``||X^T Y||_*``."""
     if scale:
-        # X and Y have unit norm here unless one of them was all zeros.
+        # Normalise by the norms (1 here unless a table was all zeros).
         nuclear = nuclear / np.sqrt(xx * yy) if xx > 0 and yy > 0 else 0.0
         return float(np.sqrt(max(0.0, 1.0 - min(nuclear, 1.0) ** 2)))
     return float(np.sqrt(max(0.0, xx + yy - 2.0 * nuclear)))
 
 
 def _angle_from_products(XtY: np.ndarray) -> float:
-    nuclear = float(np.linalg.svd(XtY, compute_uv=False).sum())
+    return angle_from_nuclear(nuclear_norm(XtY))
+
+
+def angle_from_nuclear(nuclear: float) -> float:
+    """Angular shape distance from ``||X^T Y||_*`` of unit-norm tables."""
     return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))

@@ -10,7 +10,7 @@ from scipy.stats import rankdata, spearmanr
 
 from embvar.checks import check_int
 from embvar.errors import ShapeMismatchError
-from embvar.metrics._inputs import check_pair, check_table
+from embvar.metrics._inputs import check_pair, check_table, parallel_map
 
 __all__ = [
     "spearman_pairwise_similarity",
@@ -109,7 +109,7 @@ def spearman_similarity_matrix(
         )
     n_pairs = check_int("n_pairs", n_pairs, 1)
     i, j = sample_pairs(checked[0].shape[0], n_pairs, seed)
-    ranks = np.stack([rankdata(_cosines(T, i, j)) for T in checked])
+    ranks = np.stack(parallel_map(lambda T: rankdata(_cosines(T, i, j)), checked))
     rho = np.atleast_2d(np.corrcoef(ranks))
     np.fill_diagonal(rho, 1.0)
     return rho
@@ -125,8 +125,9 @@ def sample_pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _cosines(X: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, np.float64)
-    norms = np.linalg.norm(X, axis=1)
-    dots = np.einsum("ij,ij->i", X[i], X[j])
-    scale = norms[i] * norms[j]
+    """``cos(x_i, x_j)`` for each sampled pair; 0 where a row is zero."""
+    A = np.asarray(X[i], np.float64)
+    B = np.asarray(X[j], np.float64)
+    dots = np.einsum("ij,ij->i", A, B)
+    scale = np.sqrt(np.einsum("ij,ij->i", A, A) * np.einsum("ij,ij->i", B, B))
     return np.divide(dots, scale, out=np.zeros_like(dots), where=scale > 0)

@@ -13,7 +13,7 @@ import numpy as np
 
 from embvar.checks import check_float
 from embvar.errors import ShapeMismatchError
-from embvar.metrics._inputs import check_pair, check_table
+from embvar.metrics._inputs import check_pair, check_table, single_threaded_blas
 
 __all__ = ["eigenspace_overlap", "pip_loss", "eigenspace_instability"]
 
@@ -183,8 +183,11 @@ def eigenspace_instability(
 
 def overlap_from_products(XtX: np.ndarray, YtY: np.ndarray, XtY: np.ndarray) -> float:
     """Eigenspace overlap score from the uncentred ``dim x dim`` products."""
-    Bx = _basis_coefficients(XtX)
-    By = _basis_coefficients(YtY)
+    return overlap_from_bases(basis_coefficients(XtX), basis_coefficients(YtY), XtY)
+
+
+def overlap_from_bases(Bx: np.ndarray, By: np.ndarray, XtY: np.ndarray) -> float:
+    """Eigenspace overlap score from :func:`basis_coefficients` and ``X^T Y``."""
     rank = max(Bx.shape[1], By.shape[1])
     if rank == 0:
         return 0.0
@@ -198,13 +201,14 @@ def pip_from_products(XtX: np.ndarray, YtY: np.ndarray, XtY: np.ndarray) -> floa
     return float(np.sqrt(max(float(squared), 0.0)))
 
 
-def _basis_coefficients(XtX: np.ndarray) -> np.ndarray:
+def basis_coefficients(XtX: np.ndarray) -> np.ndarray:
     """Return ``B`` with ``X B`` an orthonormal basis of X's column space.
 
     From ``X^T X = W diag(lambda) W^T``: ``B = W_r diag(lambda_r^-1/2)``
     over the eigenvalues above the rank tolerance of ``numpy.linalg``.
     """
-    eigenvalues, W = np.linalg.eigh(XtX)
+    with single_threaded_blas():
+        eigenvalues, W = np.linalg.eigh(XtX)
     largest = eigenvalues.max() if eigenvalues.size else 0.0
     keep = eigenvalues > largest * XtX.shape[0] * np.finfo(float).eps * 10
     return W[:, keep] / np.sqrt(eigenvalues[keep])
