@@ -26,6 +26,7 @@ __all__ = [
     "nuclear_norm",
     "parallel_map",
     "single_threaded_blas",
+    "one_blas_thread",
     "thread_count",
 ]
 
@@ -99,6 +100,25 @@ def single_threaded_blas() -> AbstractContextManager[Any]:
     if controller is None:
         return nullcontext()
     return controller.limit(limits=1, user_api="blas")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_blas_thread(function: F) -> F:
+    """Run ``function`` under :func:`single_threaded_blas`.
+
+    For metrics made of ``n x dim`` by ``dim x dim`` products: on one
+    thread these take milliseconds, and they cannot be slowed by BLAS
+    threads that wait for busy cores.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with single_threaded_blas():
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @functools.cache

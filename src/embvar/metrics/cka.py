@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from embvar.metrics._inputs import centered, check_pair
+from embvar.metrics._inputs import centered, check_pair, one_blas_thread
 
 __all__ = ["linear_cka"]
 
 
+@one_blas_thread
 def linear_cka(X: Any, Y: Any) -> float:
     """Return the linear centred kernel alignment of two runs.
 

@@ -17,6 +17,7 @@ from embvar.metrics._inputs import (
     centered,
     check_pair,
     nuclear_norm,
+    one_blas_thread,
     single_threaded_blas,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 
+@one_blas_thread
 def procrustes_distance(
     X: Any, Y: Any, *, center: bool = True, scale: bool = True
 ) -> float:
@@ -89,6 +91,7 @@ def procrustes_distance(
     )
 
 
+@one_blas_thread
 def angular_shape_distance(X: Any, Y: Any) -> float:
     """Return the angle between two runs' centred, normalised shapes.
 
@@ -120,6 +123,7 @@ def angular_shape_distance(X: Any, Y: Any) -> float:
     return _angle_from_products(X.T @ Y)
 
 
+@one_blas_thread
 def procrustes_rotation(X: Any, Y: Any, *, center: bool = True) -> np.ndarray:
     """Return the orthogonal matrix ``R`` that minimises ``||X - Y R||_F``.
 

@@ -13,11 +13,17 @@ import numpy as np
 
 from embvar.checks import check_float
 from embvar.errors import ShapeMismatchError
-from embvar.metrics._inputs import check_pair, check_table, single_threaded_blas
+from embvar.metrics._inputs import (
+    check_pair,
+    check_table,
+    one_blas_thread,
+    single_threaded_blas,
+)
 
 __all__ = ["eigenspace_overlap", "pip_loss", "eigenspace_instability"]
 
 
+@one_blas_thread
 def eigenspace_overlap(X: Any, Y: Any) -> float:
     """Return the eigenspace overlap score of two runs.
 
@@ -61,6 +67,7 @@ def eigenspace_overlap(X: Any, Y: Any) -> float:
     return overlap_from_products(X.T @ X, Y.T @ Y, X.T @ Y)
 
 
+@one_blas_thread
 def pip_loss(X: Any, Y: Any) -> float:
     """Return the pairwise inner product (PIP) loss between two runs.
 
