@@ -68,18 +68,21 @@ def build_family_report(store: Store, study: Study, specs: list[RunSpec]) -> dic
     groups: list[dict[str, Any]] = []
     entity_list: list[dict[str, Any]] = []
     frequency: list[dict[str, Any]] = []
-    tables_by_group: dict[str, tuple[list[np.ndarray], list[str]]] = {}
+    tables_by_group: dict[str, tuple[list[np.ndarray], list[str], Any]] = {}
     planned_ids = {r.run_id for r in planned}
     for members in group_runs(list(records.values())).values():
         members = [m for m in members if m.run_id in planned_ids]
         if len(members) < 2:
             continue
         for table in _tables_of(store, members[0]):
-            entry, tables, overlap = _group_entry(store, members, table, context)
+            entry, tables, overlap, neighbors = _group_entry(
+                store, members, table, context
+            )
             groups.append(entry)
             tables_by_group[entry["group"] + ":" + table] = (
                 tables,
                 [m.run_id for m in members],
+                neighbors,
             )
             if entry.get("entities") is not None:
                 entity_list.append(entry.pop("entities"))
@@ -219,7 +222,7 @@ def _label(spec: dict[str, Any], table: str, several_tables: bool) -> str:
 
 def _group_entry(
     store: Store, members: list[RunRecord], table: str, context: _DataContext
-) -> tuple[dict[str, Any], list[np.ndarray], np.ndarray | None]:
+) -> tuple[dict[str, Any], list[np.ndarray], np.ndarray | None, Any]:
     from embvar.analysis.words import word_function
 
     spec = members[0].spec
@@ -228,7 +231,7 @@ def _group_entry(
     several = len(_tables_of(store, members[0])) > 1
     label = _label(spec, table, several)
     levels = table_levels(tables, names, k=_K)
-    levels.pop("neighbors")
+    neighbors = levels.pop("neighbors")
 
     # Function: word benchmarks, or test RMSE from the history.
     words = context.words(spec)
@@ -249,6 +252,7 @@ def _group_entry(
         group=label,
         table=table,
         k=_K,
+        neighbors=neighbors,
     )
     entry = {
         "group": members[0].group_key,
@@ -269,7 +273,7 @@ def _group_entry(
         "entities": entities,
         "seconds": finite_stats([m.seconds for m in members]),
     }
-    return entry, tables, overlap
+    return entry, tables, overlap, neighbors
 
 
 def _frequency(counts: np.ndarray, overlap: np.ndarray, label: str) -> dict[str, Any]:
@@ -283,10 +287,10 @@ def _frequency(counts: np.ndarray, overlap: np.ndarray, label: str) -> dict[str,
 
 def _families(
     groups: list[dict[str, Any]],
-    tables: dict[str, tuple[list[np.ndarray], list[str]]],
+    tables: dict[str, tuple[list[np.ndarray], list[str], Any]],
 ) -> dict[str, Any] | None:
     """Each family's main group, and the k-NN overlap between families."""
-    from embvar.metrics import neighbor_sets
+    from embvar.metrics import neighbor_overlap
 
     main: dict[str, dict[str, Any]] = {}
     for g in groups:
@@ -314,13 +318,13 @@ def _families(
     ]
     between = []
     for (_, ga), (_, gb) in itertools.combinations(main.items(), 2):
-        ta, ra = tables[ga["group"] + ":" + ga["table"]]
-        tb, rb = tables[gb["group"] + ":" + gb["table"]]
+        ta, ra, na = tables[ga["group"] + ":" + ga["table"]]
+        tb, rb, nb = tables[gb["group"] + ":" + gb["table"]]
         if ta[0].shape[0] != tb[0].shape[0]:
             continue
-        ns = neighbor_sets([*ta, *tb], _K, metric="cosine")
+        # The same words, row for row (both tables are in vocabulary order).
         values = [
-            float(ns.overlap(i, len(ta) + j).mean())
+            float(neighbor_overlap(na.indices[i], nb.indices[j]).mean())
             for i in range(len(ta))
             for j in range(len(tb))
         ]
@@ -408,12 +412,19 @@ def family_sentences(report: dict[str, Any]) -> list[str]:
             )
     for f in report.get("frequency") or []:
         rho = (f.get("spearman") or {}).get("rho")
-        if rho is not None:
-            out.append(
-                f"In {f['group']}, stability rises with frequency: Spearman rho "
-                f"{rho:.2f} between a word's count and its neighbour overlap."
-                if rho > 0
-                else f"In {f['group']}, Spearman rho between a word's count and its "
-                f"neighbour overlap is {rho:.2f}."
-            )
+        if rho is None:
+            continue
+        if abs(rho) < 0.1:
+            trend = "barely depends on how often it occurs"
+        else:
+            trend = "rises with its count" if rho > 0 else "falls with its count"
+        out.append(
+            f"In {f['group']}, a word's neighbour stability {trend} (Spearman rho "
+            f"{rho:.2f} between count and k-NN overlap, words seen at least "
+            f"{_min_count(report)} times)."
+        )
     return out
+
+
+def _min_count(report: dict[str, Any]) -> Any:
+    return (report.get("data") or {}).get("min_count", 1)

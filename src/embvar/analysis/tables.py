@@ -24,6 +24,7 @@ import numpy as np
 from embvar.analysis.groups import stats
 from embvar.errors import DataError
 from embvar.metrics import (
+    NeighborSets,
     angular_shape_distance,
     eigenspace_overlap,
     generalized_procrustes,
@@ -244,6 +245,7 @@ def entity_summary(
     k: int = 10,
     n_rows: int = 10,
     n_neighbors: int = 5,
+    neighbors: NeighborSets | None = None,
 ) -> tuple[dict[str, Any] | None, np.ndarray | None]:
     """Return the per-entity stability summary of K aligned runs.
 
@@ -265,6 +267,9 @@ def entity_summary(
         Labels written into the summary.
     k, n_rows, n_neighbors : int
         Neighbours per entity, entities per list, neighbours shown.
+    neighbors : NeighborSets, optional
+        The runs' neighbours already found (as :func:`table_levels` returns
+        them), to reuse.
 
     Returns
     -------
@@ -286,7 +291,15 @@ def entity_summary(
     freq = np.zeros(n) if frequency is None else np.asarray(frequency, dtype=np.float64)
 
     # Mean k-NN overlap per entity; displacement after generalized Procrustes.
-    neighbors = neighbor_sets(kept, k, metric="cosine", names=runs)
+    if neighbors is None or neighbors.k != k:
+        neighbors = neighbor_sets(kept, k, metric="cosine", names=runs)
+    else:
+        neighbors = NeighborSets(
+            [neighbors.indices[i] for i in keep],
+            k,
+            neighbors.metric,
+            neighbors.method,
+        )
     pair_index = list(itertools.combinations(range(len(kept)), 2))
     overlap = np.mean([neighbors.overlap(a, b) for a, b in pair_index], axis=0)
     displacement = None
