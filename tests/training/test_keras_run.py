@@ -81,7 +81,7 @@ def test_custom_builder_gets_its_params_and_is_seeded_like_builtins(ratings_file
 def test_custom_training_hook_gets_each_epoch_in_the_runners_order(ratings_file):
     builders.CALLS.clear()
     spec = _custom(
-        ratings_file, {"order": [0]}, fit="embvar_test_builders:fit_counting"
+        ratings_file, {"order": [0]}, epochs=2, fit="embvar_test_builders:fit_counting"
     )[0]
     result = run_task(spec.model_dump_json())
     hooks = [c for c in builders.CALLS if "hook_epoch" in c]
