@@ -15,7 +15,7 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -23,7 +23,9 @@ import pytest
 from embvar.config import RunSpec
 from embvar.data.prepared import prepare_data
 from embvar.store import Store
-from embvar.training.fit import RunResult
+
+if TYPE_CHECKING:  # TensorFlow is imported only by what trains
+    from embvar.training.fit import RunResult
 
 EMBVAR = [sys.executable, "-m", "embvar.cli"]
 
@@ -141,6 +143,8 @@ class FakeExecutor:
 
 def fake_result(spec: RunSpec) -> RunResult:
     """A finished run's result: seeded tables, a history, status done."""
+    from embvar.training.fit import RunResult
+
     data = prepare_data(spec.data, spec.seeds["split"])
     n_users, n_items = data.interactions.n_users, data.interactions.n_items
     rng = np.random.default_rng(spec.seeds["init"])
