@@ -67,7 +67,9 @@ def open_study(
     return study, plan_runs(study)
 
 
-def prepare_all(specs: list[RunSpec], store: Store | None = None) -> dict[str, PreparedData]:
+def prepare_all(
+    specs: list[RunSpec], store: Store | None = None
+) -> dict[str, PreparedData]:
     """Prepare each data variant; with a store, save it (or check the saved copy)."""
     prepared: dict[str, PreparedData] = {}
     for spec in specs:
@@ -224,7 +226,8 @@ def run_study(
             # Claim what nobody holds; wait for runs another live process
             # holds; take over those whose claimant died.
             finished = store.finished_ids()
-            todo = [s for s in specs if s.run_id not in finished and s.run_id not in tried]
+            todo = [s for s in specs
+                    if s.run_id not in finished and s.run_id not in tried]
             claimable = store.claimable_ids()
             mine = [s for s in todo if s.run_id in claimable]
             if mine:
