@@ -47,7 +47,7 @@ def _specs(data, model, factors, epochs=1):
     return plan_runs(parse_study(raw))
 
 
-def _custom(ratings_file, factors, **model):
+def _custom(ratings_file, factors, epochs=1, **model):
     data = {"source": str(ratings_file), "test_fraction": 0.2}
     model = {
         "kind": "embvar_test_builders:build_recommender",
@@ -55,7 +55,7 @@ def _custom(ratings_file, factors, **model):
         "params": {"dropout": 0.3},
         **model,
     }
-    return _specs(data, model, factors)
+    return _specs(data, model, factors, epochs)
 
 
 def test_custom_builder_gets_its_params_and_is_seeded_like_builtins(ratings_file):
