@@ -69,3 +69,13 @@ def test_stability_by_frequency_no_relation_interval_contains_zero():
     out = stability_by_frequency(counts, rng.random(1000), metric="m", n_resamples=200)
     low, high = out["spearman"]["interval"]
     assert low < 0 < high
+
+
+def test_aligned_displacement_relative_scale_free():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 3))
+    X[0] *= 100.0  # a long row
+    Y = X * (1 + 0.1 * rng.normal(size=(40, 1)))  # each row rescaled a little
+    rel = aligned_displacement(X, Y, relative=True)
+    assert rel.max() < 0.5
+    assert aligned_displacement(X, X, relative=True).max() < 1e-9

@@ -162,8 +162,8 @@ def test_frequency_items_and_users(sections):
     _, out = sections
     entries = {(f["entity"], f["pairs_kind"], f["metric"]): f for f in out["frequency"]}
     assert ("item", "all", "knn_overlap@10") in entries
-    assert ("item", "order", "aligned_displacement") in entries
-    assert ("user", "all", "aligned_displacement") in entries
+    assert ("item", "order", "relative_displacement") in entries
+    assert ("user", "all", "relative_displacement") in entries
     item = entries[("item", "all", "knn_overlap@10")]
     assert sum(b["n"] for b in item["bins"]) == N_ITEMS
     assert item["n_pairs"] == 18  # 3 x 3 cross: pairs that differ in both

@@ -10,8 +10,8 @@ they take :class:`~embvar.analysis.claims.Group` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from embvar.analysis.claims import (
     PRIMARY,
     Estimate,
     Group,
+    directional_verdict,
     make_claim,
     make_part,
     missing_claim,
@@ -43,9 +44,46 @@ DESIGNS: dict[str, tuple[str, ...]] = {
 
 _DIFFER = MARGINS[PRIMARY]
 
+# Per secondary metric: estimates of the seeds design, keyed like
+# "init_final", "order_first" (distance form, paired resamples).
+Secondary = Mapping[str, Mapping[str, Estimate]]
+
+
+def _also(
+    also: Secondary | None,
+    effect: Callable[[Mapping[str, Estimate]], Estimate | None],
+    direction: Literal["greater", "less"],
+    *,
+    threshold: float = 0.0,
+    ratio: bool = False,
+) -> dict[str, Any]:
+    """The secondary metrics' effects, intervals and verdicts for one part."""
+    out = {}
+    for metric, ests in (also or {}).items():
+        try:
+            est = effect(ests)
+        except KeyError:
+            continue
+        if est is None:
+            continue
+        iv = est.interval()
+        margin = None if ratio else MARGINS.get(metric)
+        out[metric] = {
+            "effect": float(est.value) if np.isfinite(est.value) else None,
+            "interval": iv,
+            "verdict": directional_verdict(
+                iv, direction, threshold=threshold, margin=margin
+            ),
+        }
+    return out
+
 
 def c1(
-    init_final: Estimate | None, init_start: Estimate | None, *, context: str = ""
+    init_final: Estimate | None,
+    init_start: Estimate | None,
+    *,
+    also: Secondary | None = None,
+    context: str = "",
 ) -> dict[str, Any]:
     """C1 from runs of a crossed design that differ in their init seed only.
 
@@ -54,6 +92,8 @@ def c1(
     init_final, init_start : Estimate
         Mean ``1 - overlap@10`` over those pairs at the last epoch and at
         epoch 0, resampled with the same seed levels (paired).
+    also : mapping, optional
+        The same for the secondary metrics (``init_final``, ``init_start``).
     """
     if init_final is None or init_start is None:
         return missing_claim("C1", DESIGNS["C1"], "no crossed init x order design")
@@ -68,6 +108,7 @@ def c1(
             margin=_DIFFER,
             effect=f"mean (1 - {PRIMARY}) at the last epoch over pairs that differ "
             "in the init seed only",
+            also=_also(also, lambda e: e["init_final"], "greater"),
         ),
         make_part(
             "C1b",
@@ -77,6 +118,13 @@ def c1(
             "less",
             threshold=1.0,
             effect="the pairs' final difference / their difference at epoch 0",
+            also=_also(
+                also,
+                lambda e: e["init_final"].over(e["init_start"]),
+                "less",
+                threshold=1.0,
+                ratio=True,
+            ),
             rule="supported if the 95% interval of final/initial is < 1 and C1a is "
             "supported (something remains); contradicted if it is > 1",
         ),
@@ -91,6 +139,7 @@ def c5(
     *,
     perturbation: Mapping[str, Any] | None = None,
     permanova_row: Mapping[str, Any] | None = None,
+    also: Secondary | None = None,
 ) -> dict[str, Any]:
     """C5 from runs of a crossed design that differ in their order seed only."""
     if order_final is None:
@@ -117,6 +166,7 @@ def c5(
         effect=f"mean (1 - {PRIMARY}) at the last epoch over pairs that differ in the "
         "order seed only",
         detail="; ".join(detail),
+        also=_also(also, lambda e: e["order_final"], "greater"),
     )
     return make_claim("C5", [part], designs=DESIGNS["C5"])
 
@@ -126,6 +176,7 @@ def c6(
     order_first: Estimate | None,
     *,
     summary: Mapping[str, Any] | None = None,
+    also: Secondary | None = None,
 ) -> dict[str, Any]:
     """C6: does the order-only difference shrink over the epochs, and remain?
 
@@ -155,6 +206,13 @@ def c6(
             threshold=1.0,
             effect="order-only difference after the last epoch / after epoch 1",
             detail=detail,
+            also=_also(
+                also,
+                lambda e: e["order_final"].over(e["order_first"]),
+                "less",
+                threshold=1.0,
+                ratio=True,
+            ),
         ),
         make_part(
             "C6b",
@@ -164,6 +222,7 @@ def c6(
             "greater",
             margin=_DIFFER,
             effect=f"mean (1 - {PRIMARY}) at the last epoch over order-only pairs",
+            also=_also(also, lambda e: e["order_final"], "greater"),
         ),
     ]
     return make_claim("C6", parts, designs=DESIGNS["C6"])

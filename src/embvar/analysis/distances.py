@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from embvar.checks import check_choice
+from embvar.checks import check_choice, check_int, check_matrix
+from embvar.errors import ShapeMismatchError
 from embvar.metrics import (
     knn_indices,
     linear_cka,
@@ -40,6 +41,8 @@ __all__ = [
     "pair_value",
     "pairwise_matrix",
     "as_distance",
+    "query_knn",
+    "query_rows",
     "K",
 ]
 
@@ -69,12 +72,17 @@ class RunEmbeddings:
         The run's global mean rating.
     test_pairs : tuple of ndarray, optional
         (users, items) the prediction disagreement is measured on.
+    query_rows : ndarray of int, optional
+        If set, the k-NN overlap is measured on these items only (their
+        neighbours still searched among all items): an unbiased estimate of
+        the mean over all items at a fraction of the cost.
     """
 
     run_id: str
     tables: dict[str, np.ndarray]
     mu: float = 0.0
     test_pairs: tuple[np.ndarray, np.ndarray] | None = None
+    query_rows: np.ndarray | None = None
     _knn: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -82,9 +90,15 @@ class RunEmbeddings:
         return self.tables["item_embedding"]
 
     def knn(self, k: int = K) -> np.ndarray:
-        """Return (and keep) each item's k nearest items by cosine."""
+        """Return (and keep) the k nearest items by cosine of each item.
+
+        Of each item in ``query_rows`` only, when set: shape (n_queries, k).
+        """
         if k not in self._knn:
-            self._knn[k] = knn_indices(self.items, k, metric="cosine")
+            if self.query_rows is None:
+                self._knn[k] = knn_indices(self.items, k, metric="cosine")
+            else:
+                self._knn[k] = query_knn(self.items, self.query_rows, k)
         return self._knn[k]
 
     def bias(self, name: str) -> np.ndarray | None:
@@ -112,6 +126,11 @@ def pair_value(a: RunEmbeddings, b: RunEmbeddings, metric: str) -> float:
         return linear_cka(a.items, b.items)
     if metric.startswith("knn_overlap@"):
         k = int(metric.split("@")[1])
+        if not _same_rows(a.query_rows, b.query_rows):
+            raise ShapeMismatchError(
+                "both runs of a pair must measure the k-NN overlap on the same "
+                f"items; got query_rows of {a.run_id!r} and {b.run_id!r} that differ."
+            )
         return float(neighbor_overlap(a.knn(k), b.knn(k)).mean())
     return prediction_disagreement(
         a.tables["user_embedding"],
@@ -126,6 +145,60 @@ def pair_value(a: RunEmbeddings, b: RunEmbeddings, metric: str) -> float:
         item_bias2=b.bias("item_bias"),
         global_bias2=b.mu,
     )
+
+
+def _same_rows(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a is b or np.array_equal(a, b)
+
+
+def query_rows(n: int, size: int, seed: int = 0) -> np.ndarray | None:
+    """Return a seeded sorted sample of ``size`` of ``n`` rows (None: all)."""
+    if size >= n:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    return np.sort(rng.choice(n, size, replace=False))
+
+
+def query_knn(X: Any, rows: Any, k: int = K, *, block: int = 512) -> np.ndarray:
+    """Return the k nearest rows of ``X`` (cosine) of each row in ``rows``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_entities, dim)
+    rows : array-like of int, shape (n_queries,)
+        The query rows; their neighbours are searched among all rows, the
+        row itself excluded.
+    k : int
+        Neighbours per query, in [1, n_entities - 1].
+    block : int
+        Queries per matrix product.
+
+    Returns
+    -------
+    ndarray of shape (n_queries, k), int64
+        Most similar first. Rows of zero norm have similarity 0 to all.
+    """
+    # TODO(#3): the metrics library searches every row; this query subset
+    # lives here until knn_indices takes one.
+    X = check_matrix("X", X, min_rows=2)
+    rows = np.asarray(rows, dtype=np.int64)
+    n = X.shape[0]
+    k = check_int("k", k, 1, n - 1, context=f" (the table has {n} rows)")
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    Z = np.divide(
+        X, norms, out=np.zeros_like(X, dtype=np.float32), where=norms > 0
+    ).astype(np.float32)
+    out = np.empty((rows.size, k), dtype=np.int64)
+    for start in range(0, rows.size, block):
+        q = rows[start : start + block]
+        S = Z[q] @ Z.T
+        S[np.arange(q.size), q] = -np.inf
+        part = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(S, part, axis=1), axis=1, kind="stable")
+        out[start : start + block] = np.take_along_axis(part, order, axis=1)
+    return out
 
 
 def pairwise_matrix(

@@ -16,7 +16,7 @@ import numpy as np
 from embvar.analysis import article_claims as ac
 from embvar.analysis.attribution import class_samples, permanova
 from embvar.analysis.claims import PRIMARY, Estimate, Group
-from embvar.analysis.distances import METRICS, as_distance
+from embvar.analysis.distances import METRICS, as_distance, pairwise_matrix
 from embvar.analysis.runs import StudyRuns
 from embvar.analysis.sections import _twins, crossed_groups
 from embvar.store import RunRecord
@@ -95,21 +95,23 @@ def _seed_evidence(runs: StudyRuns, seed: int) -> dict[str, Any]:
         return {}
     levels = StudyRuns.levels(records, sources)
     last = min(max(runs.epochs(r.run_id)) for r in records)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"also": {m: {} for m in METRICS if m != PRIMARY}}
+    ids = tuple(r.run_id for r in records)
     for name, epoch in (("final", None), ("start", 0), ("first", 1)):
         if epoch is not None and epoch > last:
             continue
-        M = runs.matrix(records, PRIMARY, epoch)
-        classes = class_samples(as_distance(M, PRIMARY), levels, seed=seed)
-        ids = tuple(r.run_id for r in records)
-        for source in ("init", "order"):
-            value, samples = classes[source][0], classes[source][1]
-            out[f"{source}_{name}"] = Estimate(value, samples, ids)
-        if name == "final":
-            D = as_distance(M, PRIMARY)
-            rows = permanova(D, levels, seed=seed)["rows"]
-            out["permanova_order"] = next(r for r in rows if r["source"] == "order")
-            out["reseed"] = classes["all"]
+        emb = [runs.embeddings(r, epoch) for r in records]
+        for metric in METRICS:
+            M = pairwise_matrix(emb, metric)
+            classes = class_samples(as_distance(M, metric), levels, seed=seed)
+            target = out if metric == PRIMARY else out["also"][metric]
+            for source in ("init", "order"):
+                value, samples = classes[source][0], classes[source][1]
+                target[f"{source}_{name}"] = Estimate(value, samples, ids)
+            if name == "final" and metric == PRIMARY:
+                rows = permanova(as_distance(M, metric), levels, seed=seed)["rows"]
+                out["permanova_order"] = next(r for r in rows if r["source"] == "order")
+                out["reseed"] = classes["all"]
 
     # The perturbation control.
     twins = _twins(runs, records)
@@ -151,7 +153,7 @@ def article_claims(
         ):
             ev["order_summary"] = s["summary"]
     claims = [
-        ac.c1(ev.get("init_final"), ev.get("init_start")),
+        ac.c1(ev.get("init_final"), ev.get("init_start"), also=ev.get("also")),
     ]
 
     # C2: initializer design.
@@ -203,6 +205,7 @@ def article_claims(
             ev.get("order_final"),
             perturbation=ev.get("perturbation"),
             permanova_row=ev.get("permanova_order"),
+            also=ev.get("also"),
         )
     )
     claims.append(
@@ -210,6 +213,7 @@ def article_claims(
             ev.get("order_final"),
             ev.get("order_first"),
             summary=ev.get("order_summary"),
+            also=ev.get("also"),
         )
     )
 

@@ -8,8 +8,9 @@ the least stable. For each entity two measures over pairs of runs:
   runs have in common (1 = same neighbours);
 - :func:`aligned_displacement`: how far its vector moves between two runs
   once the second table is rotated and scaled onto the first (orthogonal
-  Procrustes), in units of the root-mean-square row norm, so that the
-  mean of its square over entities is the squared Procrustes distance.
+  Procrustes), in units of the root-mean-square row norm (the mean of its
+  square over entities is the squared Procrustes distance), or of the
+  entity's own length (``relative``).
 
 :func:`stability_by_frequency` bins entities by training frequency
 (0, 1, 2-3, 4-7, ... interactions) and gives the rank correlation of
@@ -61,13 +62,17 @@ def entity_overlap(
     return total / len(pairs)
 
 
-def aligned_displacement(X: Any, Y: Any) -> np.ndarray:
+def aligned_displacement(X: Any, Y: Any, *, relative: bool = False) -> np.ndarray:
     """Return each row's distance between ``X`` and ``Y`` aligned onto it.
 
     Parameters
     ----------
     X, Y : array-like of shape (n_entities, dim)
         The same entities in two runs.
+    relative : bool, default=False
+        Divide each row's distance by the mean of its two aligned norms,
+        so that long (often trained) and short rows compare: 0 = the same
+        vector, 2 = opposite vectors of equal length.
 
     Returns
     -------
@@ -76,7 +81,9 @@ def aligned_displacement(X: Any, Y: Any) -> np.ndarray:
         unit Frobenius norm, ``R`` the Procrustes rotation of ``Y`` onto
         ``X`` and ``s = ||X^T Y||_*`` the optimal scale. The mean of the
         squares over rows is the squared Procrustes distance; a row at 1
-        moves as far as a typical row is long.
+        moves as far as a typical row is long. With ``relative``,
+        ``||x_i - s y_i R|| / ((||x_i|| + ||s y_i R||) / 2)`` (0 where both
+        rows are 0).
 
     Examples
     --------
@@ -99,7 +106,12 @@ def aligned_displacement(X: Any, Y: Any) -> np.ndarray:
     Y = Y / (np.linalg.norm(Y) or 1.0)
     R = procrustes_rotation(X, Y, center=False)
     s = float(np.linalg.svd(X.T @ Y, compute_uv=False).sum())
-    return np.sqrt(X.shape[0]) * np.linalg.norm(X - s * (Y @ R), axis=1)
+    Ya = s * (Y @ R)
+    moved = np.linalg.norm(X - Ya, axis=1)
+    if relative:
+        size = 0.5 * (np.linalg.norm(X, axis=1) + np.linalg.norm(Ya, axis=1))
+        return np.divide(moved, size, out=np.zeros_like(moved), where=size > 0)
+    return np.sqrt(X.shape[0]) * moved
 
 
 def frequency_bins(counts: Any) -> list[tuple[int, int]]:
@@ -149,7 +161,8 @@ def stability_by_frequency(
     -----
     Entities of one study are not independent (they share runs), so the
     intervals, which resample entities, describe the spread of entities
-    rather than the uncertainty over seeds.
+    rather than the uncertainty over seeds. The correlation's resamples
+    correlate the entities' ranks in the full sample (no re-ranking).
     """
     c = np.asarray(counts).reshape(-1)
     s = np.asarray(stability, dtype=np.float64).reshape(-1)
@@ -188,10 +201,11 @@ def stability_by_frequency(
     }
     if c.size > 2 and np.ptp(c) > 0 and np.ptp(s) > 0:
         rho, p = stats.spearmanr(c, s)
-        boot = np.empty(n_resamples)
-        for b in range(n_resamples):
-            pick = rng.integers(0, c.size, c.size)
-            boot[b] = _pearson(stats.rankdata(c[pick]), stats.rankdata(s[pick]))
+        # Resample entities and correlate their ranks in the full sample
+        # (Pearson on fixed ranks: no re-ranking per resample).
+        rc, rs = stats.rankdata(c), stats.rankdata(s)
+        picks = rng.integers(0, c.size, size=(n_resamples, c.size))
+        boot = _row_pearson(rc[picks], rs[picks])
         spearman = {
             "rho": float(rho),
             "p_value": float(p),
@@ -201,8 +215,10 @@ def stability_by_frequency(
     return {"metric": metric, "bins": bins, "spearman": spearman}
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float("nan")
+def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of ``a`` with the same row of ``b``."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=1) / den

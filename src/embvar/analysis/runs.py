@@ -140,9 +140,21 @@ class StudyRuns:
     def epochs(self, run_id: str) -> list[int]:
         return self.store.epochs(run_id)
 
-    def embeddings(self, record: RunRecord, epoch: int | None = None) -> RunEmbeddings:
-        """Return a run's tables at ``epoch`` (default: its last, kept)."""
-        if epoch is None and record.run_id in self._final:
+    def embeddings(
+        self,
+        record: RunRecord,
+        epoch: int | None = None,
+        *,
+        query_rows: np.ndarray | None = None,
+    ) -> RunEmbeddings:
+        """Return a run's tables at ``epoch`` (default: its last, kept).
+
+        ``query_rows`` measures the k-NN overlap on those items only (see
+        :class:`~embvar.analysis.distances.RunEmbeddings`); such views are
+        never kept.
+        """
+        keep = epoch is None and query_rows is None
+        if keep and record.run_id in self._final:
             return self._final[record.run_id]
         data = self.data(record)
         out = RunEmbeddings(
@@ -150,8 +162,9 @@ class StudyRuns:
             self.store.load_snapshot(record.run_id, epoch),
             mu=data.mu,
             test_pairs=(data.test_users, data.test_items),
+            query_rows=query_rows,
         )
-        if epoch is None:
+        if keep:
             self._final[record.run_id] = out
         return out
 

@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from embvar.analysis import attribution as att
-from embvar.analysis.distances import METRICS, SIMILARITIES, K, as_distance, pair_value
+from embvar.analysis.distances import (
+    METRICS,
+    SIMILARITIES,
+    K,
+    as_distance,
+    pair_value,
+    query_rows,
+)
 from embvar.analysis.dynamics import trajectory
 from embvar.analysis.frequency import (
     aligned_displacement,
@@ -61,6 +68,8 @@ logger = logging.getLogger(__name__)
 _DYNAMIC_RUNS = 4
 # Pairs of runs averaged for the per-entity stability.
 _FREQUENCY_PAIRS = 60
+# Items whose k-NN overlap the dynamics follow (a seeded sample, for speed).
+_DYNAMIC_QUERIES = 2000
 
 
 def crossed_groups(runs: StudyRuns) -> list[dict[str, Any]]:
@@ -246,8 +255,13 @@ def dynamics_section(
         k: {m: np.full((len(p), len(epochs)), np.nan) for m in METRICS}
         for k, p in kinds.items()
     }
+    # The k-NN overlap of every epoch on one seeded sample of items.
+    first = next(iter(involved.values()))
+    sample = query_rows(runs.data(first).interactions.n_items, _DYNAMIC_QUERIES, seed)
     for e_index, epoch in enumerate(epochs):
-        emb = {i: runs.embeddings(r, epoch) for i, r in involved.items()}
+        emb = {
+            i: runs.embeddings(r, epoch, query_rows=sample) for i, r in involved.items()
+        }
         for kind, pairs in kinds.items():
             for p_index, (a, b) in enumerate(pairs):
                 for m in METRICS:
@@ -268,6 +282,7 @@ def dynamics_section(
                     "kind": kind,
                     **trajectory(values[kind][m], epochs, metric=m, seed=seed),
                     "pairs": [[a.run_id, b.run_id] for a, b in pairs],
+                    "sampled_items": None if sample is None else int(sample.size),
                 }
             )
     return {
@@ -287,7 +302,8 @@ def frequency_section(
     """Return per-entity stability against training frequency.
 
     One entry per entity kind (items, users), stability measure (k-NN
-    overlap, aligned displacement) and kind of pair: runs that differ in
+    overlap; relative aligned displacement, the distance after Procrustes
+    alignment over the entity's own length) and kind of pair: runs that differ in
     every varied source (a full reseed, what a user who retrains gets) and,
     for items, runs that differ in each source only. The kinds are kept
     apart because an entity that training never touches keeps its initial
@@ -323,7 +339,9 @@ def frequency_section(
         overlap = entity_overlap(knn[entity], pairs)
         moved = np.mean(
             [
-                aligned_displacement(emb[i].tables[table], emb[j].tables[table])
+                aligned_displacement(
+                    emb[i].tables[table], emb[j].tables[table], relative=True
+                )
                 for i, j in pairs
             ],
             axis=0,
@@ -332,7 +350,7 @@ def frequency_section(
         label = "every source differs" if kind == "all" else f"{kind} only differs"
         for metric, value in (
             (f"knn_overlap@{K}", overlap),
-            ("aligned_displacement", moved),
+            ("relative_displacement", moved),
         ):
             out.append(
                 {
