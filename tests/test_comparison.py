@@ -163,3 +163,17 @@ def test_cli_compare_writes_the_report_and_fails_cleanly(tmp_path):
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("embvar: error: no embeddings file at")
+
+
+def test_compare_a_study_directory_uses_the_studys_ids(tmp_path, small_study_file):
+    from embvar.study import run_study
+
+    outcome = run_study(small_study_file, tmp_path / "s", analyze=False)
+    assert len(outcome.trained) == 4
+    report = compare([tmp_path / "s"]).report
+    tables = {g["table"] for g in report["groups"]}
+    assert tables == {"item_embedding", "user_embedding"}  # biases left out
+    files = report["compare"]["files"]
+    assert {f["ids_from"] for f in files} == {"study data"}
+    item = next(g for g in report["groups"] if g["table"] == "item_embedding")
+    assert item["n_runs"] == 4 and item["n_entities"] == files[0]["n_rows"]

@@ -382,12 +382,22 @@ def _store_items(root: Path) -> list[_Item]:
                 "or record some first."
             )
         for r in records:
-            tables = store.load_snapshot(r.run_id)
-            for table, vectors in sorted(tables.items()):
+            tables = {
+                name: table
+                for name, table in store.load_snapshot(r.run_id).items()
+                if table.shape[1] > 1  # bias columns are not embeddings
+            }
+            # The context table of a word model is the least interesting: last.
+            order = sorted(tables, key=lambda t: (t == "context_embedding", t))
+            for table in order:
+                vectors = tables[table]
                 ref = (r.spec.get("ids") or {}).get(table)
+                study_ids = _study_ids(root, r.spec, table)
                 if ref is not None:
                     ids = load_array(root / ref["path"], ref["sha256"])
                     origin = ref["path"]
+                elif study_ids is not None and len(study_ids) == len(vectors):
+                    ids, origin = study_ids, "study data"
                 else:
                     ids, origin = np.arange(len(vectors)).astype(str), "rows"
                 emb = make_embeddings(
@@ -410,6 +420,27 @@ def _store_items(root: Path) -> list[_Item]:
                     )
                 )
     return items
+
+
+def _study_ids(root: Path, spec: dict[str, Any], table: str) -> np.ndarray | None:
+    """The ids a study saved with its data: words, or user and item ids."""
+    from embvar.config import DataSpec
+    from embvar.data.prepared import data_key
+    from embvar.store import load_array
+
+    if "data" not in spec or "seeds" not in spec:
+        return None  # a recorded run
+    data = DataSpec(**spec["data"])
+    folder = root / "data" / data_key(data, spec["seeds"]["split"])
+    name = {
+        "word_embedding": "words.npy",
+        "context_embedding": "words.npy",
+        "user_embedding": "user_ids.npy",
+        "item_embedding": "item_ids.npy",
+    }.get(table)
+    if name is None or not (folder / name).is_file():
+        return None
+    return load_array(folder / name).astype(str)
 
 
 def _write(report: dict[str, Any], out: Path, html: bool) -> tuple[Path, Path | None]:
