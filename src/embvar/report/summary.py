@@ -252,12 +252,27 @@ def _runs(report: dict[str, Any]) -> list[str]:
     runs = report.get("runs")
     if not isinstance(runs, dict) or "planned" not in runs:
         return []
-    return [
+    out = [
         f"{runs.get('done', 0)} of {runs['planned']} planned runs finished"
         + (f", {len(runs['diverged'])} diverged" if runs.get("diverged") else "")
         + (f", {len(runs['failed'])} failed" if runs.get("failed") else "")
         + "."
     ]
+    diverged = runs.get("diverged") or []
+    if diverged:
+        named = [_diverged_run(r) for r in diverged[:5]]
+        more = f", and {len(diverged) - 5} more" if len(diverged) > 5 else ""
+        out.append(
+            "Diverged (the loss or the embeddings became NaN or infinite; left out "
+            f"of every comparison): {'; '.join(named)}{more}."
+        )
+    return out
+
+
+def _diverged_run(run: dict[str, Any]) -> str:
+    factors = ", ".join(f"{k}={v}" for k, v in (run.get("factors") or {}).items())
+    where = f" at epoch {run.get('epoch')}, step {run.get('step')}"
+    return f"run {run.get('run_id')}" + (f" ({factors})" if factors else "") + where
 
 
 def summary_sentences(report: dict[str, Any]) -> list[str]:
