@@ -1,13 +1,15 @@
 """The compiled step of a replica group: stacked tables, Keras's update rules.
 
 The trainer in :mod:`embvar.training.replicas` drives this: ``ReplicaModel``
-holds every table of ``R`` runs as one variable of shape ``(R, n, k)``,
-the optimizer's slots likewise, and trains all replicas one batch at a
-time with the arithmetic Keras applies to each run on its own.
+holds the tables of ``R`` runs stacked, one variable of shape ``(R, n, k)``
+per side (users, items) with the bias as the last column, the optimizer's
+slots likewise, and trains all replicas one batch at a time with the
+arithmetic Keras applies to each run on its own.
 
 Keras receives an embedding's gradient as ``IndexedSlices``, one row per
 batch position with repeated rows repeated, and its sparse-aware ops decide
-what gets summed. Measured on Keras 3.15, the rules are:
+what gets summed. Read in Keras 3.15's source and checked against it, the
+rules are:
 
 - a gradient subtracted from a dense slot (Adam's first moment) is
   densified: the positions of one row are summed, ``sum_i g_i``;
@@ -17,12 +19,12 @@ what gets summed. Measured on Keras 3.15, the rules are:
 - a gradient times the learning rate (SGD, RMSprop, Adagrad) stays per
   position and is scattered into the table one position at a time;
 - every row of a dense slot (Adam's moments, RMSprop's velocity) and of a
-  table moved by a dense slot decays at every step, in the batch or not.
+  table moved by a dense slot changes at every step, in the batch or not.
 
-A step here is three compiled functions: the batch rows' new values,
-computed from their old values (reads only); the dense update of every row
-as if its gradient were zero; the scatter of the batch rows' new values
-over it. The result is the same arithmetic, row by row, as the Keras step.
+A step is up to three compiled functions: the losses, the gradients and
+their densified sums (reads only); the dense update of every row; the
+per-position scatters. The same arithmetic, element by element, as the
+Keras step; only the order of some sums may differ.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def optimizer_settings(specs: Sequence[RunSpec]) -> dict[str, Any]:
 
 
 class BatchRows:
-    """The table rows one batch touches, for every replica at once.
+    """The rows one batch touches on one side (users or items), for every replica.
 
     Positions are flattened replica-major: position ``r * b + j`` is batch
     position ``j`` of replica ``r``.
@@ -114,36 +116,25 @@ class BatchRows:
         self.tf = tf
         R, b = index.shape
         self.R, self.b, self.n_rows = R, b, n_rows
-        replica = tf.repeat(tf.range(R, dtype=index.dtype), b)
-        self.nd = tf.stack([replica, tf.reshape(index, [-1])], axis=1)
-        self._flat = replica * n_rows + tf.reshape(index, [-1])
-        self._index = index
-        self._first: Any = None
+        self._replica = tf.repeat(tf.range(R, dtype=index.dtype), b)
+        self._row = tf.reshape(index, [-1])
+        self.nd = tf.stack([self._replica, self._row], axis=1)
+        self._flat = self._replica * n_rows + self._row
 
-    @property
-    def first(self):
-        """For each position, the position that represents its row (R*b,)."""
-        if self._first is None:
-            tf = self.tf
-            n = self.R * self.b
-            slots = tf.tensor_scatter_nd_update(
-                tf.zeros([self.R * self.n_rows], self._flat.dtype),
-                self._flat[:, None],
-                tf.range(n, dtype=self._flat.dtype),
-            )
-            self._first = tf.gather(slots, self._flat)
-        return self._first
+    def dense(self, values):
+        """The per-position ``values`` (R*b, k) summed into their rows: (R, n, k).
 
-    def summed(self, values):
-        """Per position, the sum of ``values`` over every position of its row."""
+        Keras's densification of a sparse gradient: the positions of a row
+        are added in batch order, the other rows are zero.
+        """
         tf = self.tf
-        total = tf.math.unsorted_segment_sum(values, self.first, self.R * self.b)
-        return tf.gather(total, self.first)
+        total = tf.math.unsorted_segment_sum(values, self._flat, self.R * self.n_rows)
+        return tf.reshape(total, (self.R, self.n_rows, values.shape[-1]))
 
-    def gather(self, table):
-        """Per position, its row of a stacked table (R, n, k) -> (R*b, k)."""
+    def gather(self, state):
+        """Per position, its row of a side's state (R, n, ...) -> (R*b, ...)."""
         tf = self.tf
-        flat = tf.reshape(table, (self.R * self.n_rows, table.shape[-1]))
+        flat = tf.reshape(state, (self.R * self.n_rows, *state.shape[2:]))
         return tf.gather(flat, self._flat)
 
     def per_position(self, vector):
@@ -153,6 +144,12 @@ class BatchRows:
 
 class ReplicaModel:
     """Stacked tables, optimizer slots and the compiled step of one group.
+
+    Each side (users, items) is a list of variables of shape ``(R, n, k)``:
+    the table (each row the embedding, then the bias when the model has
+    one: ``k = dim + 1``), then each optimizer slot. A batch row is then
+    read and written once per variable, not once per table: XLA's gathers
+    and scatters on a CPU cost about the same per row whatever its width.
 
     Parameters
     ----------
@@ -168,13 +165,7 @@ class ReplicaModel:
         evaluation (worth its compile time only for large groups).
     """
 
-    # The batch column that indexes each table.
-    INDEX = {
-        "user_embedding": "users",
-        "user_bias": "users",
-        "item_embedding": "items",
-        "item_bias": "items",
-    }
+    SIDES = ("user", "item")
 
     def __init__(
         self,
@@ -188,40 +179,45 @@ class ReplicaModel:
         import tensorflow as tf
 
         self.tf = tf
-        self.names = list(initial[0])
         self.R = len(initial)
+        self.dim = initial[0]["user_embedding"].shape[1]
+        self.use_bias = "user_bias" in initial[0]
         self.settings = optimizer_settings(specs)
-        self.tables = {
-            name: tf.Variable(np.stack([t[name] for t in initial]), name=name)
-            for name in self.names
-        }
-        self.slots: dict[str, list[Any]] = {}
-        for name in self.names:
-            shape = self.tables[name].shape
-            self.slots[name] = []
-            for slot, init in SLOTS[self.settings["name"]]:
-                fill = 0.0 if init == "zeros" else self.settings[init]
-                self.slots[name].append(
-                    tf.Variable(
-                        tf.fill(shape, tf.constant(fill, tf.float32)),
-                        name=f"{name}_{slot}",
-                    )
+        slots = SLOTS[self.settings["name"]]
+        self.state = {}
+        for side in self.SIDES:
+            tables = [
+                np.concatenate(
+                    [t[f"{side}_embedding"]]
+                    + ([t[f"{side}_bias"]] if self.use_bias else []),
+                    axis=1,
                 )
+                for t in initial
+            ]
+            w = np.stack(tables).astype(np.float32)
+            fills = [
+                0.0 if init == "zeros" else self.settings[init] for _, init in slots
+            ]
+            self.state[side] = [tf.Variable(w, name=f"{side}_table")] + [
+                tf.Variable(np.full_like(w, fill), name=f"{side}_{name}")
+                for (name, _), fill in zip(slots, fills, strict=True)
+            ]
         self.iterations = tf.Variable(0, dtype=tf.int64, name="iterations")
         self.mu = tf.constant(mu, tf.float32)
         self.mu64 = tf.constant(mu, tf.float64)
         self.lr_vector = tf.constant(self.settings["learning_rate"])
         self.lr = tf.reshape(self.lr_vector, (self.R, 1, 1))
-        self.wd = tf.constant(self.settings["weight_decay"].reshape(self.R, 1, 1))
+        self.wd_vector = tf.constant(self.settings["weight_decay"])
+        self.wd = tf.reshape(self.wd_vector, (self.R, 1, 1))
         self.use_wd = bool(np.any(self.settings["weight_decay"] > 0))
         l2 = np.array([s.model.l2 for s in specs], np.float32)
         self.l2 = tf.constant(l2)
         self.use_l2 = bool(np.any(l2 > 0))
         self.active = tf.Variable(np.ones(self.R, np.float32), name="active")
-        # Three compiled functions per step: the batch rows' new values (reads
-        # only), the dense update of every row, the scatter of the batch rows.
-        # Compiled together, XLA keeps a copy of each table for the reads or
-        # fuses the scatter with the dense update into one serial loop.
+        # Up to three compiled functions per step: gradients (reads only), the
+        # dense update, the scatters. Compiled as one, XLA keeps a copy of a
+        # table for its reads or fuses a scatter with the dense update that
+        # feeds it into one serial loop (measured: several times slower).
         self._rows_phase = tf.function(
             self._rows, jit_compile=jit_batch, autograph=False
         )
@@ -231,7 +227,9 @@ class ReplicaModel:
         self._sparse_phase = tf.function(
             self._sparse, jit_compile=jit_batch, autograph=False
         )
-        self.has_dense = self.use_wd or self.settings["name"] not in ("sgd", "adagrad")
+        name = self.settings["name"]
+        self.has_dense = self.use_wd or name not in ("sgd", "adagrad")
+        self.has_sparse = name not in ("adam", "adamw")
         self.predict = tf.function(
             self._predict, jit_compile=jit_batch, autograph=False
         )
@@ -253,74 +251,67 @@ class ReplicaModel:
         """
         tf = self.tf
         count = tf.constant(count, tf.int32)
-        losses, payload = self._rows_phase(users, items, ratings, count)
+        losses, dense, sparse = self._rows_phase(users, items, ratings, count)
         if self.has_dense:
-            self._dense_phase()
-        self._sparse_phase(payload)
+            self._dense_phase(dense)
+        if self.has_sparse:
+            self._sparse_phase(sparse)
         return losses
 
     def _rows(self, users, items, ratings, count):
-        """Losses, gradients, and the batch rows' new values; writes nothing."""
+        """Losses and gradients; what the dense and the sparse updates need."""
         tf = self.tf
-        index = {"users": users, "items": items}
-        n_rows = {self.INDEX[name]: self.tables[name].shape[1] for name in self.names}
-        batch = {key: BatchRows(tf, idx, n_rows[key]) for key, idx in index.items()}
-        shape = users.shape
-        rows = {
-            name: tf.reshape(
-                batch[self.INDEX[name]].gather(self.tables[name]),
-                (*shape, self.tables[name].shape[-1]),
-            )
-            for name in self.names
+        index = {"user": users, "item": items}
+        batch = {
+            side: BatchRows(tf, index[side], self.state[side][0].shape[1])
+            for side in self.SIDES
         }
+        w = {side: batch[side].gather(self.state[side][0]) for side in self.SIDES}
         with tf.GradientTape() as tape:
-            tape.watch(list(rows.values()))
-            losses = self._losses(rows, ratings, count)
+            tape.watch(list(w.values()))
+            losses = self._losses(w, ratings, count)
             # The sum keeps each replica's gradient its own; stopped ones weigh 0.
             total = tf.reduce_sum(losses * self.active)
-        grads = tape.gradient(total, [rows[name] for name in self.names])
-        payload = {}
-        for name, grad in zip(self.names, grads, strict=True):
-            rows_of = batch[self.INDEX[name]]
-            g = tf.reshape(grad, (-1, grad.shape[-1]))
-            payload[name] = self._batch_update(name, rows_of, g)
-            payload[name]["index"] = index[self.INDEX[name]]
-        return losses, payload
+        grads = tape.gradient(total, [w[side] for side in self.SIDES])
+        dense, sparse = {}, {}
+        for side, g in zip(self.SIDES, grads, strict=True):
+            dense[side], sparse[side] = self._gradient_parts(batch[side], g)
+            sparse[side]["index"] = index[side]
+        return losses, dense, sparse
 
-    def _dense(self):
-        """Update every row of every table and slot as if its gradient were zero."""
-        for name in self.names:
-            self._dense_update(name)
-
-    def _sparse(self, payload):
-        """Scatter every table's batch rows (the last part of the step)."""
-        for name, part in payload.items():
-            self._sparse_update(name, part)
-        self.iterations.assign_add(1)
-
-    def _losses(self, rows, ratings, count):
+    def _losses(self, w, ratings, count):
         """Each replica's loss (R,): Keras's batch MSE plus the L2 penalty.
 
         Means are taken over the first ``count`` positions; padding adds
         exact zeros to the sums and gets a zero gradient.
         """
         tf = self.tf
+        R, b = ratings.shape
         size = tf.cast(count, tf.float32)
-        real = tf.cast(tf.range(ratings.shape[-1]) < count, tf.float32)
-        u, v = rows["user_embedding"], rows["item_embedding"]
+        real = tf.cast(tf.range(b) < count, tf.float32)
+        wu = tf.reshape(w["user"], (R, b, -1))
+        wi = tf.reshape(w["item"], (R, b, -1))
+        u, v = wu[..., : self.dim], wi[..., : self.dim]
         # The same order of additions as FactorizationScore: dot + mu + b_u + b_i.
         score = tf.reduce_sum(u * v, axis=-1) + self.mu
-        if "user_bias" in rows:
-            score = (
-                score
-                + tf.squeeze(rows["user_bias"], -1)
-                + tf.squeeze(rows["item_bias"], -1)
-            )
+        if self.use_bias:
+            score = score + wu[..., self.dim] + wi[..., self.dim]
         losses = tf.reduce_sum(tf.square(ratings - score) * real, axis=-1) / size
         if self.use_l2:
             norms = tf.reduce_sum(u * u, axis=-1) + tf.reduce_sum(v * v, axis=-1)
             losses = losses + self.l2 * (tf.reduce_sum(norms * real, axis=-1) / size)
         return losses
+
+    def _dense(self, dense):
+        """Update every row of both sides' tables and dense slots."""
+        for side in self.SIDES:
+            self._dense_update(self.state[side], dense[side])
+        self.iterations.assign_add(1)  # Adam's step count, read above
+
+    def _sparse(self, sparse):
+        """Scatter each side's per-position updates (the last part of the step)."""
+        for side in self.SIDES:
+            self._sparse_update(self.state[side], sparse[side])
 
     # -- the update rules, as Keras applies them to an embedding's sparse gradient --
 
@@ -333,127 +324,107 @@ class ReplicaModel:
         beta_2_power = tf.pow(tf.constant(s["beta_2"], tf.float32), local_step)
         return self.lr_vector * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
-    def _batch_update(self, name: str, rows: BatchRows, g) -> dict[str, Any]:
-        """Return the new values of one table's batch rows, from their old values.
+    def _gradient_parts(self, rows: BatchRows, g):
+        """Split one side's gradient into Keras's dense and per-position parts.
 
-        Keras receives an embedding's gradient as ``IndexedSlices`` (one row
-        per batch position, repeated rows included) and its sparse-aware ops
+        ``g`` (R*b, k) is the gradient of each batch position's row. Keras
+        receives an embedding's gradient as ``IndexedSlices`` (one row per
+        batch position, repeated rows included) and its sparse-aware ops
         decide what is summed: a gradient subtracted from a dense slot is
         densified (repeats summed), a squared gradient is squared per
-        position and then summed, a product with the learning rate stays per
-        position and is scattered into the table one position at a time.
+        position and then densified (``sum_i g_i**2``), a product with the
+        learning rate stays per position and is scattered into the table one
+        position at a time.
+
+        Returns
+        -------
+        dense : dict of str to Tensor
+            Dense (R, n, k) sums for the slots that decay every row.
+        sparse : dict of str to Tensor
+            Per-position values for the scatters.
         """
         tf = self.tf
         s = self.settings
-        var, slots = self.tables[name], self.slots[name]
-        lr = rows.per_position(self.lr_vector)
-        part: dict[str, Any] = {}
-        if s["name"] == "sgd":
-            part["step"] = g * lr
-        elif s["name"] in ("adam", "adamw"):
-            m, v = slots
-            beta_1, beta_2, eps = s["beta_1"], s["beta_2"], s["epsilon"]
-            w_b = rows.gather(var)
-            if self.use_wd:
-                # The decoupled weight decay Keras applies first: w -= w * wd * lr.
-                w_b = w_b - w_b * rows.per_position(self.wd[:, 0, 0]) * lr
-            m_b = rows.gather(m)
-            v_b = rows.gather(v)
-            m_b = m_b + (rows.summed(g) - m_b) * (1 - beta_1)
-            v_b = v_b + (rows.summed(tf.square(g)) - v_b) * (1 - beta_2)
-            alpha = rows.per_position(self._alpha())
-            part["m"] = m_b
-            part["v"] = v_b
-            part["w"] = w_b - (m_b * alpha) / (tf.sqrt(v_b) + eps)
+        dense: dict[str, Any] = {}
+        sparse: dict[str, Any] = {"g": g, "lr": rows.per_position(self.lr_vector)}
+        if s["name"] in ("adam", "adamw"):
+            dense["g"] = rows.dense(g)
+            dense["g2"] = rows.dense(tf.square(g))
         elif s["name"] == "rmsprop":
-            (velocity,) = slots
-            rho, eps = s["rho"], s["epsilon"]
-            vel_b = rho * rows.gather(velocity) + rows.summed((1 - rho) * tf.square(g))
-            part["velocity"] = vel_b
-            part["step"] = (lr * g) / tf.sqrt(vel_b + eps)
-        else:  # adagrad: its accumulator is scattered first, then read back
-            part["g"] = g
-            part["lr"] = lr
-        return part
+            dense["g2"] = rows.dense((1 - s["rho"]) * tf.square(g))
+        return dense, sparse
 
-    def _dense_update(self, name: str) -> None:
-        """Update every row of one table and its slots with a zero gradient.
-
-        The batch rows get these values too, and are then overwritten by
-        :meth:`_sparse_update` with the values :meth:`_batch_update` made.
-        """
+    def _dense_update(self, state, dense: dict[str, Any]) -> None:
+        """Update every row of one side's table and dense slots, as Keras does."""
         tf = self.tf
         s = self.settings
-        var, slots = self.tables[name], self.slots[name]
+        var = state[0]
+        w = var
         if self.use_wd:
             # Decoupled weight decay first, as Keras applies it: w -= w * wd * lr.
-            var.assign_sub(var * self.wd * self.lr)
+            w = w - w * self.wd * self.lr
         if s["name"] in ("adam", "adamw"):
-            m, v = slots
             beta_1, beta_2, eps = s["beta_1"], s["beta_2"], s["epsilon"]
             alpha = tf.reshape(self._alpha(), (self.R, 1, 1))
-            m_all = m + (0.0 - m) * (1 - beta_1)
-            v_all = v + (0.0 - v) * (1 - beta_2)
-            var.assign_sub((m_all * alpha) / (tf.sqrt(v_all) + eps))
-            m.assign(m_all)
-            v.assign(v_all)
-        elif s["name"] == "rmsprop":
-            (velocity,) = slots
-            velocity.assign(s["rho"] * velocity)
+            m, v = state[1], state[2]
+            m_new = m + (dense["g"] - m) * (1 - beta_1)
+            v_new = v + (dense["g2"] - v) * (1 - beta_2)
+            var.assign(w - (m_new * alpha) / (tf.sqrt(v_new) + eps))
+            m.assign(m_new)
+            v.assign(v_new)
+            return
+        if s["name"] == "rmsprop":
+            state[1].assign(s["rho"] * state[1] + dense["g2"])
+        if self.use_wd:
+            var.assign(w)
 
-    def _sparse_update(self, name: str, part: dict[str, Any]) -> None:
-        """Write one table's batch rows: the scatters Keras makes."""
+    def _sparse_update(self, state, part: dict[str, Any]) -> None:
+        """Scatter one side's per-position updates into its table, as Keras does."""
         tf = self.tf
         s = self.settings
-        var, slots = self.tables[name], self.slots[name]
-        index = part["index"]
-        rows = BatchRows(tf, index, var.shape[1])
+        var = state[0]
+        rows = BatchRows(tf, part["index"], var.shape[1])
+        g, lr = part["g"], part["lr"]
         if s["name"] == "sgd":
-            var.scatter_nd_sub(rows.nd, part["step"])
-        elif s["name"] in ("adam", "adamw"):
-            m, v = slots
-            m.scatter_nd_update(rows.nd, part["m"])
-            v.scatter_nd_update(rows.nd, part["v"])
-            var.scatter_nd_update(rows.nd, part["w"])
+            var.scatter_nd_sub(rows.nd, g * lr)
         elif s["name"] == "rmsprop":
-            (velocity,) = slots
-            velocity.scatter_nd_update(rows.nd, part["velocity"])
-            var.scatter_nd_sub(rows.nd, part["step"])
-        else:
-            (accumulator,) = slots
-            g = part["g"]
-            accumulator.scatter_nd_add(rows.nd, tf.square(g))
-            acc_b = rows.gather(accumulator)
-            var.scatter_nd_sub(
-                rows.nd, (part["lr"] * g) / tf.sqrt(acc_b + s["epsilon"])
-            )
+            velocity = rows.gather(state[1])
+            var.scatter_nd_sub(rows.nd, (lr * g) / tf.sqrt(velocity + s["epsilon"]))
+        elif s["name"] == "adagrad":
+            state[1].scatter_nd_add(rows.nd, tf.square(g))
+            accumulator = rows.gather(state[1])
+            var.scatter_nd_sub(rows.nd, (lr * g) / tf.sqrt(accumulator + s["epsilon"]))
 
     # -- evaluation and state ----------------------------------------------------------
 
     def _predict(self, users, items):
         """Return float64 predictions (R, n) for rows shared by every replica."""
         tf = self.tf
-        t = self.tables
-        u = tf.cast(tf.gather(t["user_embedding"], users, axis=1), tf.float64)
-        v = tf.cast(tf.gather(t["item_embedding"], items, axis=1), tf.float64)
-        pred = tf.reduce_sum(u * v, axis=-1) + self.mu64
-        if "user_bias" in t:
-            bu = tf.cast(tf.gather(t["user_bias"], users, axis=1), tf.float64)
-            bi = tf.cast(tf.gather(t["item_bias"], items, axis=1), tf.float64)
-            pred = pred + bu[..., 0] + bi[..., 0]
+        wu = tf.gather(self.state["user"][0], users, axis=1)
+        wi = tf.gather(self.state["item"][0], items, axis=1)
+        wu, wi = tf.cast(wu, tf.float64), tf.cast(wi, tf.float64)
+        d = self.dim
+        pred = tf.reduce_sum(wu[..., :d] * wi[..., :d], axis=-1) + self.mu64
+        if self.use_bias:
+            pred = pred + wu[..., d] + wi[..., d]
         return pred
 
     def values(self) -> dict[str, np.ndarray]:
-        """Return every stacked table, (R, n, k) float32 copies."""
-        return {
-            n: np.array(self.tables[n].numpy(), dtype=np.float32) for n in self.names
-        }
+        """Return every table of every replica: (R, n, k) float32 copies."""
+        out = {}
+        tables = {side: self.state[side][0].numpy() for side in self.SIDES}
+        for side in self.SIDES:
+            out[f"{side}_embedding"] = np.array(tables[side][..., : self.dim])
+        if self.use_bias:
+            for side in self.SIDES:
+                out[f"{side}_bias"] = np.array(tables[side][..., self.dim :])
+        return out
 
     def stop(self, r: int) -> None:
         """Take replica ``r`` out: zero its tables and slots, weigh its loss 0."""
         tf = self.tf
-        for name in self.names:
-            for var in (self.tables[name], *self.slots[name]):
+        for side in self.SIDES:
+            for var in self.state[side]:
                 zeros = tf.zeros((1, *var.shape[1:]), tf.float32)
                 var.scatter_update(tf.IndexedSlices(zeros, tf.constant([r])))
         self.active.scatter_update(tf.IndexedSlices(tf.zeros((1,)), tf.constant([r])))
