@@ -6,7 +6,10 @@ import pytest
 from embvar.config import load_study, parse_study, plan_runs
 from embvar.errors import ConfigError
 
-BASE = {"name": "t", "design": [{"name": "s", "factors": {"init": [0, 1], "order": [0, 1, 2]}}]}
+BASE = {
+    "name": "t",
+    "design": [{"name": "s", "factors": {"init": [0, 1], "order": [0, 1, 2]}}],
+}
 
 
 def test_plan_is_cross_product_of_factors():
@@ -25,20 +28,28 @@ def test_plan_varies_only_the_listed_sources():
 
 
 def test_plan_replicates_reseed_every_unlisted_source():
-    raw = {"name": "t", "design": [{"replicates": 3, "factors": {"optimizer": ["adam", "sgd"]}}]}
+    raw = {
+        "name": "t",
+        "design": [{"replicates": 3, "factors": {"optimizer": ["adam", "sgd"]}}],
+    }
     specs = plan_runs(parse_study(raw))
     assert len(specs) == 6
     adam = [s for s in specs if s.training.optimizer == "adam"]
-    assert len({(s.seeds["init"], s.seeds["order"], s.seeds["noise"]) for s in adam}) == 3
+    assert (
+        len({(s.seeds["init"], s.seeds["order"], s.seeds["noise"]) for s in adam}) == 3
+    )
     assert len({s.seeds["split"] for s in specs}) == 1
     assert len({s.group_key for s in specs}) == 2
 
 
 def test_plan_shared_run_trained_once():
-    raw = {"name": "t", "design": [
-        {"name": "a", "factors": {"init": [0, 1]}},
-        {"name": "b", "factors": {"learning_rate": [0.001, 0.01]}},
-    ]}
+    raw = {
+        "name": "t",
+        "design": [
+            {"name": "a", "factors": {"init": [0, 1]}},
+            {"name": "b", "factors": {"learning_rate": [0.001, 0.01]}},
+        ],
+    }
     specs = plan_runs(parse_study(raw))
     # init=0 at lr 0.001 is the same run in both designs.
     assert len(specs) == 3
@@ -48,16 +59,28 @@ def test_plan_shared_run_trained_once():
 
 def test_run_id_stable_across_processes():
     spec = plan_runs(parse_study(BASE))[0]
-    code = ("from embvar.config import parse_study, plan_runs; "
-            f"print(plan_runs(parse_study({BASE!r}))[0].run_id)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={"PYTHONHASHSEED": "999"})
+    code = (
+        "from embvar.config import parse_study, plan_runs; "
+        f"print(plan_runs(parse_study({BASE!r}))[0].run_id)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "999"},
+    )
     assert out.stdout.strip() == spec.run_id
 
 
 def test_quick_overrides_training_and_design():
-    raw = {**BASE, "quick": {"training": {"epochs": 1},
-                             "design": [{"name": "q", "factors": {"init": [0]}}]}}
+    raw = {
+        **BASE,
+        "quick": {
+            "training": {"epochs": 1},
+            "design": [{"name": "q", "factors": {"init": [0]}}],
+        },
+    }
     study = parse_study(raw, quick=True)
     assert study.training.epochs == 1
     assert [d.name for d in study.design] == ["q"]
@@ -70,20 +93,50 @@ def test_builtin_movielens_study_plans_at_least_25_runs():
     assert len(plan_runs(load_study("movielens", quick=True))) < len(specs)
 
 
-@pytest.mark.parametrize("raw,message", [
-    ({"name": "t", "colour": 1}, "unknown key 'colour' in the top level"),
-    ({"name": "t", "model": {"dim": -3}}, "model.dim must be greater than or equal to 1"),
-    ({"name": "t", "training": {"optimizer": "adamax"}}, "training.optimizer must be"),
-    ({"name": "t", "training": {"epochs": "ten"}}, "training.epochs must be a valid integer"),
-    ({"name": "t", "training": {"learning_rate": 0}}, "training.learning_rate must be greater"),
-    ({"name": "t", "design": [{"factors": {"colour": [1]}}]}, "design.0.factors unknown factor"),
-    ({"name": "t", "design": [{"factors": {"init": [-1]}}]}, "design.0.factors seed factor"),
-    ({"name": "t", "design": [{"factors": {"init": []}}]}, "design.0.factors factor 'init'"),
-    ({"name": "../evil"}, "name must match pattern"),
-    ({"name": "t", "design": [{"factors": {"optimizer": ["nope"]}}]}, "design 'main': optimizer"),
-    ({"name": "t", "model": {"initializer": "pretrained"}}, "model.pretrained must name"),
-    ({}, "key 'name' is required"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ({"name": "t", "colour": 1}, "unknown key 'colour' in the top level"),
+        (
+            {"name": "t", "model": {"dim": -3}},
+            "model.dim must be greater than or equal to 1",
+        ),
+        (
+            {"name": "t", "training": {"optimizer": "adamax"}},
+            "training.optimizer must be",
+        ),
+        (
+            {"name": "t", "training": {"epochs": "ten"}},
+            "training.epochs must be a valid integer",
+        ),
+        (
+            {"name": "t", "training": {"learning_rate": 0}},
+            "training.learning_rate must be greater",
+        ),
+        (
+            {"name": "t", "design": [{"factors": {"colour": [1]}}]},
+            "design.0.factors unknown factor",
+        ),
+        (
+            {"name": "t", "design": [{"factors": {"init": [-1]}}]},
+            "design.0.factors seed factor",
+        ),
+        (
+            {"name": "t", "design": [{"factors": {"init": []}}]},
+            "design.0.factors factor 'init'",
+        ),
+        ({"name": "../evil"}, "name must match pattern"),
+        (
+            {"name": "t", "design": [{"factors": {"optimizer": ["nope"]}}]},
+            "design 'main': optimizer",
+        ),
+        (
+            {"name": "t", "model": {"initializer": "pretrained"}},
+            "model.pretrained must name",
+        ),
+        ({}, "key 'name' is required"),
+    ],
+)
 def test_parse_study_bad_input_one_line(raw, message):
     with pytest.raises(ConfigError) as info:
         parse_study(raw, origin="f.toml")

@@ -23,8 +23,13 @@ def test_source_seed_fits_in_31_bits():
 
 def test_source_seed_stable_across_processes():
     code = "from embvar.seeds import source_seed; print(source_seed(11, 'noise', 4))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={"PYTHONHASHSEED": "123"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123"},
+    )
     assert int(out.stdout) == source_seed(11, "noise", 4)
 
 

@@ -16,11 +16,26 @@ def _spec():
 
 def _result(run_id, value=1.0):
     tables = {"item_embedding": np.full((4, 2), value, np.float32)}
-    return RunResult(run_id=run_id, snapshots={0: tables, 1: tables},
-                     history=[{"epoch": 0, "loss": float("nan"), "train_rmse": 1.0,
-                               "test_rmse": 1.1, "seconds": 0.0},
-                              {"epoch": 1, "loss": 0.5, "train_rmse": 0.9,
-                               "test_rmse": 1.0, "seconds": 0.1}])
+    return RunResult(
+        run_id=run_id,
+        snapshots={0: tables, 1: tables},
+        history=[
+            {
+                "epoch": 0,
+                "loss": float("nan"),
+                "train_rmse": 1.0,
+                "test_rmse": 1.1,
+                "seconds": 0.0,
+            },
+            {
+                "epoch": 1,
+                "loss": 0.5,
+                "train_rmse": 0.9,
+                "test_rmse": 1.0,
+                "seconds": 0.1,
+            },
+        ],
+    )
 
 
 def test_store_save_and_load_roundtrip(tmp_path):
@@ -31,7 +46,9 @@ def test_store_save_and_load_roundtrip(tmp_path):
         store.save_run(_result(spec.run_id, 2.5))
         assert store.finished_ids() == {spec.run_id}
         tables = store.load_snapshot(spec.run_id)
-        assert np.array_equal(tables["item_embedding"], np.full((4, 2), 2.5, np.float32))
+        assert np.array_equal(
+            tables["item_embedding"], np.full((4, 2), 2.5, np.float32)
+        )
         assert store.history(spec.run_id)[1]["test_rmse"] == 1.0
         assert store.epochs(spec.run_id) == [0, 1]
 
@@ -106,4 +123,6 @@ def test_save_array_atomic_leaves_no_temporary(tmp_path):
     digest = save_array(tmp_path / "a.npy", np.arange(3, dtype=np.float32))
     assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]
     assert len(digest) == 64
-    assert json.dumps(load_array(tmp_path / "a.npy", digest).tolist()) == "[0.0, 1.0, 2.0]"
+    assert (
+        json.dumps(load_array(tmp_path / "a.npy", digest).tolist()) == "[0.0, 1.0, 2.0]"
+    )

@@ -44,8 +44,13 @@ def test_run_study_trains_every_run_and_writes_report(finished_study):
 def test_run_study_saves_mapping_and_split(finished_study):
     _, out, _ = finished_study
     (folder,) = (out / "data").iterdir()
-    assert {p.name for p in folder.iterdir()} >= {"user_ids.npy", "item_ids.npy",
-                                                   "train.npy", "test.npy", "labels.json"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "user_ids.npy",
+        "item_ids.npy",
+        "train.npy",
+        "test.npy",
+        "labels.json",
+    }
 
 
 def test_run_study_again_trains_nothing(finished_study):
@@ -76,11 +81,17 @@ def _done(index: Path) -> dict[str, float]:
         db.close()
 
 
-def test_study_killed_during_a_run_resumes_without_duplicates(small_study_file, tmp_path):
+def test_study_killed_during_a_run_resumes_without_duplicates(
+    small_study_file, tmp_path
+):
     out = tmp_path / "out"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([*EMBVAR, "study", str(small_study_file), "--dir", str(out)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*EMBVAR, "study", str(small_study_file), "--dir", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(_done(out / "index.sqlite")) < 1:
         time.sleep(0.05)
@@ -102,18 +113,28 @@ def test_study_killed_during_a_run_resumes_without_duplicates(small_study_file, 
     assert not list(out.glob("**/.tmp-*"))
 
 
-@pytest.mark.parametrize("body,message", [
-    ('name = "x"\ncolour = 1\n', "unknown key 'colour'"),
-    ('name = "x"\n[model]\ndim = -1\n', "model.dim must be greater than or equal to 1"),
-    ('name = "x"\n[training]\noptimizer = "adamax"\n', "training.optimizer must be"),
-    ('name = "x"\n[data]\nsource = "/nonexistent/ratings.csv"\n', "does not exist"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ('name = "x"\ncolour = 1\n', "unknown key 'colour'"),
+        (
+            'name = "x"\n[model]\ndim = -1\n',
+            "model.dim must be greater than or equal to 1",
+        ),
+        (
+            'name = "x"\n[training]\noptimizer = "adamax"\n',
+            "training.optimizer must be",
+        ),
+        ('name = "x"\n[data]\nsource = "/nonexistent/ratings.csv"\n', "does not exist"),
+    ],
+)
 def test_cli_bad_study_file_one_line_exit_2(tmp_path, body, message):
     path = tmp_path / "bad.toml"
     path.write_text(body)
     out = tmp_path / "out"
-    proc = subprocess.run([*EMBVAR, "study", str(path), "--dir", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*EMBVAR, "study", str(path), "--dir", str(out)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -124,21 +145,29 @@ def test_cli_empty_data_one_line_exit_2(tmp_path):
     (tmp_path / "empty.csv").write_text("user,item,rating\n")
     path = tmp_path / "s.toml"
     path.write_text(f'name = "x"\n[data]\nsource = "{tmp_path / "empty.csv"}"\n')
-    proc = subprocess.run([*EMBVAR, "study", str(path), "--dir", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*EMBVAR, "study", str(path), "--dir", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "is empty" in proc.stderr
 
 
 def test_cli_missing_study_file_exit_2(tmp_path):
-    proc = subprocess.run([*EMBVAR, "study", str(tmp_path / "nope.toml")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*EMBVAR, "study", str(tmp_path / "nope.toml")], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "neither a built-in study" in proc.stderr
 
 
 def test_cli_runs_lists_runs(finished_study):
     _, out, outcome = finished_study
-    proc = subprocess.run([*EMBVAR, "runs", str(out)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(
+        [*EMBVAR, "runs", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert proc.returncode == 0
     for run_id in outcome.trained:
         assert run_id in proc.stdout
@@ -146,8 +175,12 @@ def test_cli_runs_lists_runs(finished_study):
 
 def test_cli_ctrl_c_stops_cleanly_and_resumes(small_study_file, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen([*EMBVAR, "study", str(small_study_file), "--dir", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*EMBVAR, "study", str(small_study_file), "--dir", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(_done(out / "index.sqlite")) < 1:
         time.sleep(0.05)

@@ -4,8 +4,15 @@ from embvar.errors import EmbvarError
 
 __version__ = "0.1.0"
 
-__all__ = ["EmbvarError", "__version__", "determinism_audit", "diff_manifests",
-           "collect_manifest", "compare", "keras"]
+__all__ = [
+    "EmbvarError",
+    "__version__",
+    "determinism_audit",
+    "diff_manifests",
+    "collect_manifest",
+    "compare",
+    "keras",
+]
 
 # Public functions imported on first use, so `import embvar` stays light
 # (TensorFlow is imported only by what needs it).

@@ -32,7 +32,10 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
 
 
 def check_int(
-    name: str, value: Any, low: int | None = None, high: int | None = None,
+    name: str,
+    value: Any,
+    low: int | None = None,
+    high: int | None = None,
     context: str = "",
 ) -> int:
     """Return ``value`` as int if it is an integer in [low, high]."""
@@ -50,8 +53,13 @@ def check_int(
 
 
 def check_float(
-    name: str, value: Any, low: float | None = None, high: float | None = None,
-    *, low_inclusive: bool = True, context: str = "",
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+    context: str = "",
 ) -> float:
     """Return ``value`` as float if it is a finite number in range."""
     ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(
@@ -84,9 +92,7 @@ def check_matrix(
             f"got an array of shape {X.shape}."
         )
     if not np.issubdtype(X.dtype, np.number):
-        raise ShapeMismatchError(
-            f"{name} must hold numbers; got dtype {X.dtype}."
-        )
+        raise ShapeMismatchError(f"{name} must hold numbers; got dtype {X.dtype}.")
     if X.shape[0] < min_rows:
         raise ShapeMismatchError(
             f"{name} must have at least {min_rows} rows; got {X.shape[0]}."
@@ -103,8 +109,10 @@ def check_finite(name: str, X: np.ndarray) -> np.ndarray:
     """Raise NonFiniteError naming ``name`` and the count of bad rows."""
     if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
         bad = ~np.isfinite(X)
-        rows = int(bad.any(axis=tuple(range(1, X.ndim))).sum()) if X.ndim > 1 else int(
-            bad.sum()
+        rows = (
+            int(bad.any(axis=tuple(range(1, X.ndim))).sum())
+            if X.ndim > 1
+            else int(bad.sum())
         )
         raise NonFiniteError(
             f"{name} must be finite; {rows} of {X.shape[0]} rows hold NaN or inf."

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,7 +23,9 @@ from rich.console import Console  # noqa: E402
 from embvar.errors import EmbvarError  # noqa: E402
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Why do the embeddings your Keras model learns vary between runs?",
 )
 console = Console()
@@ -32,42 +34,79 @@ err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 @app.command()
 def study(
-    name: Annotated[str, typer.Argument(help="A built-in study (movielens, text8, ...) or a .toml file.")],
-    quick: Annotated[bool, typer.Option("--quick", help="The study's smaller plan.")] = False,
-    directory: Annotated[Optional[Path], typer.Option(
-        "--dir", help="Study directory (default runs/<name>).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Local processes to train in.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A built-in study (movielens, text8, ...) or a .toml file."
+        ),
+    ],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The study's smaller plan.")
+    ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Study directory (default runs/<name>)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Local processes to train in.")
+    ] = 1,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
-    executor: Annotated[Optional[str], typer.Option(
-        help="local or ray (default the study's [execution] executor).")] = None,
-    address: Annotated[Optional[str], typer.Option(
-        help="Ray cluster to join: auto, host:6379 (default a Ray started here).")] = None,
-    trainer: Annotated[str, typer.Option(
-        help="auto (runs that share shapes train as replicas in one graph), "
-        "replicas, or independent (one fit per run).")] = "auto",
+    executor: Annotated[
+        str | None,
+        typer.Option(help="local or ray (default the study's [execution] executor)."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join: auto, host:6379 (default a Ray started here)."
+        ),
+    ] = None,
+    trainer: Annotated[
+        str,
+        typer.Option(
+            help="auto (runs that share shapes train as replicas in one graph), "
+            "replicas, or independent (one fit per run)."
+        ),
+    ] = "auto",
 ) -> None:
     """Train a study's unfinished runs, analyse them, write report.json and .html."""
     from embvar.report.terminal import print_summary, summary_json
     from embvar.study import run_study
 
-    outcome = run_study(name, directory, quick=quick, workers=workers,
-                        executor=executor, address=address, trainer=trainer,
-                        progress=not no_progress and not as_json and sys.stderr.isatty())
+    outcome = run_study(
+        name,
+        directory,
+        quick=quick,
+        workers=workers,
+        executor=executor,
+        address=address,
+        trainer=trainer,
+        progress=not no_progress and not as_json and sys.stderr.isatty(),
+    )
     report = outcome.report or {}
     html = None
     if outcome.report_path is not None:
         html = str(outcome.report_path.with_name("report.html"))
     if as_json:
-        console.print_json(json.dumps(summary_json(report, str(outcome.report_path), html)))
+        console.print_json(
+            json.dumps(summary_json(report, str(outcome.report_path), html))
+        )
     else:
-        console.print(f"{len(outcome.trained)} runs trained, {outcome.skipped} already "
-                      f"finished, {len(outcome.failed)} failed.", markup=False)
+        console.print(
+            f"{len(outcome.trained)} runs trained, {outcome.skipped} already "
+            f"finished, {len(outcome.failed)} failed.",
+            markup=False,
+        )
         print_summary(report, console, str(outcome.report_path), html)
     if outcome.failed:
         first = next(iter(outcome.failed.items()))
-        err_console.print(f"embvar: {len(outcome.failed)} runs failed; first: "
-                          f"{first[0]}: {first[1]}", markup=False)
+        err_console.print(
+            f"embvar: {len(outcome.failed)} runs failed; first: {first[0]}: {first[1]}",
+            markup=False,
+        )
         raise typer.Exit(1)
 
 
@@ -83,8 +122,12 @@ def runs(directory: Annotated[Path, typer.Argument(help="A study directory.")]) 
 
 @app.command()
 def report(
-    directory: Annotated[Path, typer.Argument(help="A directory holding a report.json.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    directory: Annotated[
+        Path, typer.Argument(help="A directory holding a report.json.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
 ) -> None:
     """Rebuild report.html from a directory's report.json; print the summary."""
     from embvar.report.html import rebuild_html
@@ -100,8 +143,12 @@ def report(
 
 @app.command()
 def claims(
-    directory: Annotated[Path, typer.Argument(help="A directory holding a report.json.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    directory: Annotated[
+        Path, typer.Argument(help="A directory holding a report.json.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the rows as JSON.")
+    ] = False,
 ) -> None:
     """Print the verdicts on the article's claims of a study's report."""
     from rich.table import Table
@@ -126,47 +173,93 @@ def claims(
 @app.command()
 def export(
     directory: Annotated[Path, typer.Argument(help="A study directory.")],
-    projector: Annotated[bool, typer.Option(
-        "--projector", help="TensorBoard Embedding Projector files.")] = False,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Output folder (default DIR/projector).")] = None,
-    group: Annotated[Optional[str], typer.Option(
-        "--group", help="Group key from report.json (default: the largest).")] = None,
-    table: Annotated[str, typer.Option(help="Embedding table to export.")] = "item_embedding",
+    projector: Annotated[
+        bool, typer.Option("--projector", help="TensorBoard Embedding Projector files.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default DIR/projector)."),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group", help="Group key from report.json (default: the largest)."
+        ),
+    ] = None,
+    table: Annotated[
+        str, typer.Option(help="Embedding table to export.")
+    ] = "item_embedding",
 ) -> None:
     """Export a group's runs, aligned to the first, for the Embedding Projector."""
     from embvar.errors import ConfigError
     from embvar.report.projector import export_projector
 
     if not projector:
-        raise ConfigError("choose what to export: --projector (the only format so far).")
+        raise ConfigError(
+            "choose what to export: --projector (the only format so far)."
+        )
     done = export_projector(directory, out, group=group, table=table)
-    console.print(f"{len(done.runs)} runs of {done.table} ({done.n_entities} x {done.dim}), "
-                  f"aligned to run {done.runs[0]}, written to {done.directory}; view with "
-                  f"`tensorboard --logdir {done.directory}`.", markup=False)
+    console.print(
+        f"{len(done.runs)} runs of {done.table} ({done.n_entities} x {done.dim}), "
+        f"aligned to run {done.runs[0]}, written to {done.directory}; view with "
+        f"`tensorboard --logdir {done.directory}`.",
+        markup=False,
+    )
 
 
 @app.command()
 def determinism(
-    name: Annotated[str, typer.Argument(help=(
-        "A study (movielens, a .toml file), or a training function "
-        "'package.module:function' / 'script.py:function' (imported: its code runs)."))],
-    run: Annotated[Optional[str], typer.Option(
-        "--run", help="Run id (or unique prefix) to audit; default the first.")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="The study's smaller plan.")] = False,
-    directory: Annotated[Optional[Path], typer.Option(
-        "--dir", help="Where determinism.json goes (default the study directory).")] = None,
-    replicates: Annotated[int, typer.Option(min=2, help="Fresh processes per setting.")] = 2,
-    epochs: Annotated[Optional[int], typer.Option(help="Override the run's epochs.")] = None,
-    fraction: Annotated[Optional[float], typer.Option(
-        help="Override the run's data fraction.")] = None,
-    cell: Annotated[Optional[list[str]], typer.Option(
-        "--cell", help="Only this setting (repeatable), such as "
-        "det-on_threads-all_onednn-off_cpu; the first is the baseline.")] = None,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help=(
+                "A study (movielens, a .toml file), or a training function "
+                "'package.module:function' / 'script.py:function' (imported: its code runs)."
+            )
+        ),
+    ],
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="Run id (or unique prefix) to audit; default the first."
+        ),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The study's smaller plan.")
+    ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Where determinism.json goes (default the study directory)."
+        ),
+    ] = None,
+    replicates: Annotated[
+        int, typer.Option(min=2, help="Fresh processes per setting.")
+    ] = 2,
+    epochs: Annotated[
+        int | None, typer.Option(help="Override the run's epochs.")
+    ] = None,
+    fraction: Annotated[
+        float | None, typer.Option(help="Override the run's data fraction.")
+    ] = None,
+    cell: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cell",
+            help="Only this setting (repeatable), such as "
+            "det-on_threads-all_onednn-off_cpu; the first is the baseline.",
+        ),
+    ] = None,
     no_pitfalls: Annotated[bool, typer.Option("--no-pitfalls")] = False,
-    keep_runs: Annotated[bool, typer.Option(
-        "--keep-runs", help="Keep every run's records (DIR/determinism-runs).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the document as JSON.")] = False,
+    keep_runs: Annotated[
+        bool,
+        typer.Option(
+            "--keep-runs", help="Keep every run's records (DIR/determinism-runs)."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the document as JSON.")
+    ] = False,
 ) -> None:
     """Train one run in fresh processes under each setting; compare bit for bit."""
     from embvar.training.determinism import determinism_audit, print_audit
@@ -174,10 +267,19 @@ def determinism(
     if directory is None and ":" in name and not name.endswith(".toml"):
         directory = Path("runs") / ("determinism-" + name.rpartition(":")[2])
     say = None if as_json else (lambda line: err_console.print(line, markup=False))
-    audit = determinism_audit(name, run, quick=quick, directory=directory,
-                              replicates=replicates, epochs=epochs, fraction=fraction,
-                              cells=cell or None, pitfalls=not no_pitfalls,
-                              keep_runs=keep_runs, progress=say)
+    audit = determinism_audit(
+        name,
+        run,
+        quick=quick,
+        directory=directory,
+        replicates=replicates,
+        epochs=epochs,
+        fraction=fraction,
+        cells=cell or None,
+        pitfalls=not no_pitfalls,
+        keep_runs=keep_runs,
+        progress=say,
+    )
     if as_json:
         console.print_json(json.dumps(audit.document))
     else:
@@ -186,18 +288,29 @@ def determinism(
 
 @app.command()
 def manifest(
-    files: Annotated[Optional[list[Path]], typer.Argument(
-        help="Two manifest files to diff; none: print this machine's manifest.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write it here.")] = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Two manifest files to diff; none: print this machine's manifest."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write it here.")] = None,
 ) -> None:
     """Print (or write) this machine's manifest, or diff two manifest files."""
     from embvar.errors import ConfigError
-    from embvar.manifest import collect_manifest, diff_manifests, read_manifest, write_manifest
+    from embvar.manifest import (
+        collect_manifest,
+        diff_manifests,
+        read_manifest,
+        write_manifest,
+    )
 
     if files:
         if len(files) != 2:
             raise ConfigError(f"give two manifest files to diff; got {len(files)}.")
-        console.print_json(json.dumps(diff_manifests(*(read_manifest(f) for f in files))))
+        console.print_json(
+            json.dumps(diff_manifests(*(read_manifest(f) for f in files)))
+        )
         return
     doc = collect_manifest()
     if out is not None:
@@ -208,36 +321,70 @@ def manifest(
 
 @app.command()
 def compare(
-    files: Annotated[list[Path], typer.Argument(help=(
-        "Two or more embedding files (npy+ids, npz, word2vec text/binary, projector "
-        "TSV, .keras, TF checkpoint), or a store of recorded runs."))],
-    fmt: Annotated[Optional[str], typer.Option(
-        "--format", help="Force the format of every file (default: from content).")] = None,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Folder for report.json/.html (default runs/compare, or the "
-        "store itself).")] = None,
-    layer: Annotated[Optional[str], typer.Option(
-        help="Layer to read from Keras files.")] = None,
-    variable: Annotated[Optional[str], typer.Option(
-        help="Variable to read from TensorFlow checkpoints.")] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help=(
+                "Two or more embedding files (npy+ids, npz, word2vec text/binary, projector "
+                "TSV, .keras, TF checkpoint), or a store of recorded runs."
+            )
+        ),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="Force the format of every file (default: from content)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for report.json/.html (default runs/compare, or the "
+            "store itself).",
+        ),
+    ] = None,
+    layer: Annotated[
+        str | None, typer.Option(help="Layer to read from Keras files.")
+    ] = None,
+    variable: Annotated[
+        str | None,
+        typer.Option(help="Variable to read from TensorFlow checkpoints."),
+    ] = None,
     k: Annotated[int, typer.Option(min=1, help="Neighbours for k-NN overlap.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
 ) -> None:
     """Compare embedding files matched on their ids; write report.json and .html."""
     from embvar.comparison import compare as compare_files
     from embvar.comparison import default_compare_directory
 
-    outcome = compare_files(files, out or default_compare_directory(files), format=fmt,
-                            layer=layer, variable=variable, k=k)
+    outcome = compare_files(
+        files,
+        out or default_compare_directory(files),
+        format=fmt,
+        layer=layer,
+        variable=variable,
+        k=k,
+    )
     report = outcome.report
     if as_json:
-        console.print_json(json.dumps({"summary": report["summary"],
-                                       "groups": _strip_pairs(report["groups"]),
-                                       "report": str(outcome.report_path)}))
+        console.print_json(
+            json.dumps(
+                {
+                    "summary": report["summary"],
+                    "groups": _strip_pairs(report["groups"]),
+                    "report": str(outcome.report_path),
+                }
+            )
+        )
         return
     for sentence in report["summary"]:
         console.print(sentence, markup=False)
-    written = " and ".join(str(p) for p in (outcome.report_path, outcome.html_path) if p)
+    written = " and ".join(
+        str(p) for p in (outcome.report_path, outcome.html_path) if p
+    )
     console.print(f"Report written to {written}", markup=False)
 
 
@@ -247,17 +394,24 @@ def _strip_pairs(groups: list[dict]) -> list[dict]:
 
 def main() -> None:
     """Entry point: run the app, turning embvar errors into one line."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         # Outside standalone mode typer returns the exit code of typer.Exit,
         # and turns Ctrl-C into 130, instead of exiting.
         code = app(standalone_mode=False)
     except EmbvarError as exc:
-        err_console.print(f"embvar: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"embvar: error: {exc}", markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("embvar: interrupted; finished runs are kept, run the same "
-                          "command again to resume.", markup=False)
+        err_console.print(
+            "embvar: interrupted; finished runs are kept, run the same "
+            "command again to resume.",
+            markup=False,
+        )
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -271,13 +425,20 @@ def main() -> None:
             ctx = getattr(exc, "ctx", None)
             hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
             message = exc.format_message().rstrip(".")
-            err_console.print(f"embvar: error: {message}{hint}.",
-                              markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"embvar: error: {message}{hint}.",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             sys.exit(2)
         raise
     if code == 130:
-        err_console.print("embvar: interrupted; finished runs are kept, run the same "
-                          "command again to resume.", markup=False)
+        err_console.print(
+            "embvar: interrupted; finished runs are kept, run the same "
+            "command again to resume.",
+            markup=False,
+        )
     if isinstance(code, int) and code:
         sys.exit(code)
 

@@ -97,6 +97,8 @@ def _drop_defaults(out: dict[str, Any], defaults: dict[str, Any]) -> None:
     for key, default in defaults.items():
         if key in out and out[key] == default:
             del out[key]
+
+
 Initializer = Literal["uniform", "glorot_uniform", "normal", "pretrained"]
 
 
@@ -191,7 +193,9 @@ class TrainingSpec(BaseModel):
 
 # Where each hyperparameter a design may vary lives.
 FACTOR_SECTIONS: dict[str, str] = {
-    **{name: "data" for name in DataSpec.model_fields if name not in ("source", "kind")},
+    **{
+        name: "data" for name in DataSpec.model_fields if name not in ("source", "kind")
+    },
     **{name: "model" for name in ModelSpec.model_fields},
     **{name: "training" for name in TrainingSpec.model_fields},
 }
@@ -222,12 +226,18 @@ class Design(BaseModel):
         for key, values in v.items():
             if key not in FACTOR_SECTIONS and key not in _SEED_FACTORS:
                 accepted = ", ".join([*_SEED_FACTORS, *FACTOR_SECTIONS])
-                raise ValueError(f"unknown factor {key!r}; accepted factors: {accepted}")
+                raise ValueError(
+                    f"unknown factor {key!r}; accepted factors: {accepted}"
+                )
             if not values:
                 raise ValueError(f"factor {key!r} must list at least one value")
             if key in _SEED_FACTORS:
                 for level in values:
-                    if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+                    if (
+                        isinstance(level, bool)
+                        or not isinstance(level, int)
+                        or level < 0
+                    ):
                         raise ValueError(
                             f"seed factor {key!r} must list integers >= 0; got {level!r}"
                         )
@@ -284,10 +294,20 @@ class ExecutionSpec(BaseModel):
     def _memory(cls, v: Any) -> Any:
         if not isinstance(v, str):
             return v
-        units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+        units = {
+            "": 1,
+            "b": 1,
+            "kb": 10**3,
+            "mb": 10**6,
+            "gb": 10**9,
+            "tb": 10**12,
+            "kib": 2**10,
+            "mib": 2**20,
+            "gib": 2**30,
+            "tib": 2**40,
+        }
         number = v.strip().lower().rstrip("bitkmgib ")
-        unit = v.strip().lower()[len(number):].strip()
+        unit = v.strip().lower()[len(number) :].strip()
         try:
             return int(float(number) * units[unit])
         except (KeyError, ValueError):
@@ -387,11 +407,17 @@ def load_study(source: str | Path, *, quick: bool = False) -> Study:
         One line naming the key, what it must be, and the value received.
     """
     text_source = str(source)
-    path = builtin_study_path(text_source) if "/" not in text_source and not text_source.endswith(".toml") else None
+    path = (
+        builtin_study_path(text_source)
+        if "/" not in text_source and not text_source.endswith(".toml")
+        else None
+    )
     if path is None:
         path = Path(source)
         if not path.is_file():
-            shipped = sorted(p.stem for p in (Path(__file__).parent / "studies").glob("*.toml"))
+            shipped = sorted(
+                p.stem for p in (Path(__file__).parent / "studies").glob("*.toml")
+            )
             raise ConfigError(
                 f"study {text_source!r} is neither a built-in study ({', '.join(shipped)}) "
                 "nor an existing .toml file."
@@ -405,7 +431,9 @@ def load_study(source: str | Path, *, quick: bool = False) -> Study:
     return parse_study(raw, origin=str(path), quick=quick)
 
 
-def parse_study(raw: dict[str, Any], *, origin: str = "study", quick: bool = False) -> Study:
+def parse_study(
+    raw: dict[str, Any], *, origin: str = "study", quick: bool = False
+) -> Study:
     """Validate a parsed study table; apply the ``[quick]`` overrides if asked."""
     study = _validate(Study, raw, origin)
     if quick and study.quick is not None:
@@ -444,7 +472,9 @@ def plan_runs(study: Study) -> list[RunSpec]:
     return list(specs.values())
 
 
-def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: int) -> RunSpec:
+def _make_spec(
+    study: Study, design: Design, values: dict[str, Any], replicate: int
+) -> RunSpec:
     sections: dict[str, dict[str, Any]] = {
         "data": study.data.model_dump(),
         "model": study.model.model_dump(),
@@ -474,8 +504,10 @@ def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: 
             f"{where}: model.pretrained must name a .npy/.npz file or 'STORE_DIR:RUN_ID' "
             "when initializer = 'pretrained'; got model.pretrained=None."
         )
-    if model.pretrained == "holdout" and model.initializer == "pretrained" and (
-        data.holdout_users == 0
+    if (
+        model.pretrained == "holdout"
+        and model.initializer == "pretrained"
+        and (data.holdout_users == 0)
     ):
         raise ConfigError(
             f"{where}: model.pretrained = 'holdout' pre-trains on held-out users; "
@@ -486,10 +518,16 @@ def _make_spec(study: Study, design: Design, values: dict[str, Any], replicate: 
     if design.replicates > 1:
         factors["replicate"] = replicate
     return RunSpec(
-        study=study.name, designs=(design.name,), data=data, model=model,
-        training=training, levels=levels,
-        seeds=source_seeds(study.root_seed, levels), perturb=perturb,
-        repeat=repeat, factors=factors,
+        study=study.name,
+        designs=(design.name,),
+        data=data,
+        model=model,
+        training=training,
+        levels=levels,
+        seeds=source_seeds(study.root_seed, levels),
+        perturb=perturb,
+        repeat=repeat,
+        factors=factors,
     )
 
 
@@ -543,7 +581,7 @@ def _one_line(exc: ValidationError, cls: type[BaseModel], origin: str) -> str:
         return f"{origin}: key {loc!r} is required."
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     msg = msg.replace("Input should be", "must be").replace("String should", "must")
     msg = msg.replace("should", "must")
     given = err.get("input")

@@ -287,12 +287,17 @@ class Store:
     # -- schema -------------------------------------------------------------
 
     def _check_version(self) -> None:
-        tables = {r[0] for r in self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            r[0]
+            for r in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'"
+            )
+        }
         row = None
         if "meta" in tables:
             row = self._db.execute(
-                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                "SELECT value FROM meta WHERE key='schema_version'"
+            ).fetchone()
         if row is None and tables:
             raise StoreVersionError(
                 f"the index in {str(self.root)!r} holds tables "
@@ -304,7 +309,8 @@ class Store:
             return
         if row[0] != str(SCHEMA_VERSION):
             wrote = self._db.execute(
-                "SELECT value FROM meta WHERE key='embvar_version'").fetchone()
+                "SELECT value FROM meta WHERE key='embvar_version'"
+            ).fetchone()
             writer = f"embvar {wrote[0]}" if wrote else "another embvar version"
             pin = wrote[0] if wrote else "VERSION"
             raise StoreVersionError(
@@ -317,14 +323,15 @@ class Store:
                 "The directory was not changed."
             )
 
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run the body in one immediate transaction (all or nothing)."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the index in {str(self.root)!r}: {exc}.") from exc
+            raise StoreError(
+                f"cannot write the index in {str(self.root)!r}: {exc}."
+            ) from exc
         try:
             yield self._db
         except sqlite3.Error as exc:
@@ -357,7 +364,9 @@ class Store:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value))
+            )
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -402,7 +411,8 @@ class Store:
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE runs SET lease_until=? WHERE claimed_by=? AND status='running'",
-                (time.time() + lease_s, owner))
+                (time.time() + lease_s, owner),
+            )
             return cur.rowcount
 
     def claimable_ids(self) -> set[str]:
@@ -410,14 +420,16 @@ class Store:
         rows = self._db.execute(
             "SELECT run_id FROM runs WHERE status IN ('pending', 'failed') OR "
             "(status='running' AND (lease_until IS NULL OR lease_until<?))",
-            (time.time(),))
+            (time.time(),),
+        )
         return {r[0] for r in rows}
 
     def held_ids(self) -> set[str]:
         """Runs being trained now under a lease that has not lapsed."""
         rows = self._db.execute(
             "SELECT run_id FROM runs WHERE status='running' AND lease_until>=?",
-            (time.time(),))
+            (time.time(),),
+        )
         return {r[0] for r in rows}
 
     def release_dead_claims(self) -> int:
@@ -439,7 +451,9 @@ class Store:
             for run_id, owner in dead:
                 db.execute(
                     "UPDATE runs SET status='pending', claimed_by=NULL, lease_until=NULL "
-                    "WHERE run_id=? AND claimed_by=?", (run_id, owner))
+                    "WHERE run_id=? AND claimed_by=?",
+                    (run_id, owner),
+                )
         return len(dead)
 
     def release(self, run_id: str, error: str | None = None) -> None:
@@ -473,8 +487,9 @@ class Store:
         """
         run_id = _check_run_id(result.run_id)
         if owner is not None and not self._holds(run_id, owner):
-            logger.warning("run %s is no longer claimed by %s; not recording it",
-                           run_id, owner)
+            logger.warning(
+                "run %s is no longer claimed by %s; not recording it", run_id, owner
+            )
             return False
         run_dir = self.root / "snapshots" / run_id
         rows, written = [], []
@@ -497,8 +512,11 @@ class Store:
             raise
         fault_point("after-commit")  # testing hook, see embvar.faults
         if not recorded:
-            logger.warning("run %s was taken over by another process while it was "
-                           "saved; not recording it", run_id)
+            logger.warning(
+                "run %s was taken over by another process while it was "
+                "saved; not recording it",
+                run_id,
+            )
             return False
         keep = {Path(r[3]).name for r in rows}
         for stale in run_dir.glob("*.npy"):
@@ -510,7 +528,8 @@ class Store:
     def _holds(self, run_id: str, owner: str) -> bool:
         row = self._db.execute(
             "SELECT 1 FROM runs WHERE run_id=? AND status='running' AND claimed_by=?",
-            (run_id, owner)).fetchone()
+            (run_id, owner),
+        ).fetchone()
         return row is not None
 
     def _record_run(self, result: Any, rows: list[tuple], owner: str | None) -> bool:
@@ -523,29 +542,49 @@ class Store:
             db.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.executemany(
                 "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)",
-                [(result.run_id, h["epoch"], _real(h["loss"]), _real(h["train_rmse"]),
-                  _real(h["test_rmse"]), h["seconds"]) for h in result.history],
+                [
+                    (
+                        result.run_id,
+                        h["epoch"],
+                        _real(h["loss"]),
+                        _real(h["train_rmse"]),
+                        _real(h["test_rmse"]),
+                        h["seconds"],
+                    )
+                    for h in result.history
+                ],
             )
             db.execute(
                 "UPDATE runs SET status=?, claimed_by=NULL, lease_until=NULL, finished=?, "
                 "seconds=?, diverged_epoch=?, diverged_step=?, error=NULL WHERE run_id=?",
-                (result.status, time.time(), result.seconds, div.get("epoch"),
-                 div.get("step"), result.run_id),
+                (
+                    result.status,
+                    time.time(),
+                    result.seconds,
+                    div.get("epoch"),
+                    div.get("step"),
+                    result.run_id,
+                ),
             )
             kill_soon("index-commit")  # testing hook: dies inside the COMMIT
         return True
 
     def runs(self, status: str | tuple[str, ...] | None = None) -> list[RunRecord]:
         """Return the index's runs, in the order they were planned."""
-        sql = ("SELECT run_id, group_key, spec_json, status, attempts, seconds, "
-               "diverged_epoch, diverged_step, error FROM runs")
+        sql = (
+            "SELECT run_id, group_key, spec_json, status, attempts, seconds, "
+            "diverged_epoch, diverged_step, error FROM runs"
+        )
         args: tuple[Any, ...] = ()
         if status is not None:
             statuses = (status,) if isinstance(status, str) else status
             sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
             args = tuple(statuses)
         sql += " ORDER BY rowid"
-        return [RunRecord(r[0], r[1], json.loads(r[2]), *r[3:]) for r in self._db.execute(sql, args)]
+        return [
+            RunRecord(r[0], r[1], json.loads(r[2]), *r[3:])
+            for r in self._db.execute(sql, args)
+        ]
 
     def finished_ids(self) -> set[str]:
         rows = self._db.execute(
@@ -556,37 +595,51 @@ class Store:
     def history(self, run_id: str) -> list[dict[str, Any]]:
         cur = self._db.execute(
             "SELECT epoch, loss, train_rmse, test_rmse, seconds FROM history "
-            "WHERE run_id=? ORDER BY epoch", (run_id,))
+            "WHERE run_id=? ORDER BY epoch",
+            (run_id,),
+        )
         keys = ("epoch", "loss", "train_rmse", "test_rmse", "seconds")
         return [dict(zip(keys, row)) for row in cur]
 
     def epochs(self, run_id: str) -> list[int]:
         cur = self._db.execute(
-            "SELECT DISTINCT epoch FROM snapshots WHERE run_id=? ORDER BY epoch", (run_id,))
+            "SELECT DISTINCT epoch FROM snapshots WHERE run_id=? ORDER BY epoch",
+            (run_id,),
+        )
         return [r[0] for r in cur]
 
-    def load_snapshot(self, run_id: str, epoch: int | None = None, *,
-                      verify: bool = True) -> dict[str, np.ndarray]:
+    def load_snapshot(
+        self, run_id: str, epoch: int | None = None, *, verify: bool = True
+    ) -> dict[str, np.ndarray]:
         """Return every table of a run at ``epoch`` (default: its last)."""
         if epoch is None:
             row = self._db.execute(
-                "SELECT MAX(epoch) FROM snapshots WHERE run_id=?", (run_id,)).fetchone()
+                "SELECT MAX(epoch) FROM snapshots WHERE run_id=?", (run_id,)
+            ).fetchone()
             if row is None or row[0] is None:
-                raise StoreError(f"run {run_id!r} has no snapshots in {str(self.root)!r}.")
+                raise StoreError(
+                    f"run {run_id!r} has no snapshots in {str(self.root)!r}."
+                )
             epoch = row[0]
         cur = self._db.execute(
             "SELECT tbl, path, sha256 FROM snapshots WHERE run_id=? AND epoch=?",
-            (run_id, epoch))
-        tables = {name: load_array(self._inside(path), digest if verify else None)
-                  for name, path, digest in cur}
+            (run_id, epoch),
+        )
+        tables = {
+            name: load_array(self._inside(path), digest if verify else None)
+            for name, path, digest in cur
+        }
         if not tables:
             raise StoreError(f"run {run_id!r} has no snapshot at epoch {epoch}.")
         return tables
 
     def snapshot_rows(self) -> list[tuple[str, int, str, str, str]]:
         """Every (run_id, epoch, table, path, sha256) the index holds."""
-        return list(self._db.execute(
-            "SELECT run_id, epoch, tbl, path, sha256 FROM snapshots ORDER BY run_id, epoch"))
+        return list(
+            self._db.execute(
+                "SELECT run_id, epoch, tbl, path, sha256 FROM snapshots ORDER BY run_id, epoch"
+            )
+        )
 
     def _inside(self, rel: str) -> Path:
         """Return the index's snapshot path ``rel``; refuse one outside the store."""
@@ -643,8 +696,9 @@ class LeaseKeeper:
         self.root, self.owner, self.lease_s = Path(root), owner, float(lease_s)
         self.renewals = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="embvar-lease",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="embvar-lease", daemon=True
+        )
 
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()
@@ -656,14 +710,17 @@ class LeaseKeeper:
 
     def _loop(self) -> None:
         # SQLite connections belong to one thread: this one opens its own.
-        db = sqlite3.connect(self.root / "index.sqlite", timeout=60,
-                             isolation_level=None)
+        db = sqlite3.connect(
+            self.root / "index.sqlite", timeout=60, isolation_level=None
+        )
         try:
             while not self._stop.wait(self.lease_s / 3):
                 try:
                     db.execute(
                         "UPDATE runs SET lease_until=? WHERE claimed_by=? AND "
-                        "status='running'", (time.time() + self.lease_s, self.owner))
+                        "status='running'",
+                        (time.time() + self.lease_s, self.owner),
+                    )
                     self.renewals += 1
                 except sqlite3.Error as exc:  # retried at the next beat
                     logger.warning("cannot renew the leases of %s: %s", self.owner, exc)
@@ -683,8 +740,7 @@ def _check_run_id(run_id: str) -> str:
 def _check_table_name(name: str) -> str:
     if not _TABLE_NAME.fullmatch(str(name)):
         raise StoreError(
-            "a table name must be letters, digits and underscores; "
-            f"got table={name!r}."
+            f"a table name must be letters, digits and underscores; got table={name!r}."
         )
     return name
 

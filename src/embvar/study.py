@@ -99,8 +99,12 @@ def check_inputs(specs: list[RunSpec], prepared: dict[str, PreparedData]) -> Non
     for spec in specs:
         data = prepared[data_key(spec.data, spec.seeds["split"])]
         if spec.data.kind == "text":  # a corpus: one word table to size
-            check_table_size("word_embedding", data.n_words, spec.model.dim,
-                             context=f" (model.dim={spec.model.dim})")
+            check_table_size(
+                "word_embedding",
+                data.n_words,
+                spec.model.dim,
+                context=f" (model.dim={spec.model.dim})",
+            )
             continue
         inter, dim = data.interactions, spec.model.dim
         where = f" (model.dim={dim}, data {inter.name or spec.data.source!r})"
@@ -186,7 +190,9 @@ def run_study(
         On bad input, before anything is written where possible.
     """
     study, specs = open_study(source, quick=quick)
-    directory = Path(directory) if directory is not None else default_directory(study, quick)
+    directory = (
+        Path(directory) if directory is not None else default_directory(study, quick)
+    )
     # Every input is checked before the directory is created or changed.
     prepared = prepare_all(specs)
     check_inputs(specs, prepared)
@@ -218,29 +224,45 @@ def run_study(
             logger.info("took back runs claimed by processes that died")
 
         finished = store.finished_ids()
-        outcome = StudyOutcome(study=study, directory=directory, planned=len(specs),
-                               skipped=sum(s.run_id in finished for s in specs))
+        outcome = StudyOutcome(
+            study=study,
+            directory=directory,
+            planned=len(specs),
+            skipped=sum(s.run_id in finished for s in specs),
+        )
         tried: set[str] = set()
         waiting = False
         while True:
             # Claim what nobody holds; wait for runs another live process
             # holds; take over those whose claimant died.
             finished = store.finished_ids()
-            todo = [s for s in specs
-                    if s.run_id not in finished and s.run_id not in tried]
+            todo = [
+                s for s in specs if s.run_id not in finished and s.run_id not in tried
+            ]
             claimable = store.claimable_ids()
             mine = [s for s in todo if s.run_id in claimable]
             if mine:
-                tried |= _train(store, mine, outcome, workers=workers, executor=executor,
-                                progress=progress, lease_s=lease_s, trainer=trainer,
-                                prepared=prepared)
+                tried |= _train(
+                    store,
+                    mine,
+                    outcome,
+                    workers=workers,
+                    executor=executor,
+                    progress=progress,
+                    lease_s=lease_s,
+                    trainer=trainer,
+                    prepared=prepared,
+                )
                 continue
             held = store.held_ids() & {s.run_id for s in todo}
             if not held:
                 break
             if not waiting:
-                logger.warning("%d runs are being trained by another process; "
-                               "waiting for them to finish", len(held))
+                logger.warning(
+                    "%d runs are being trained by another process; "
+                    "waiting for them to finish",
+                    len(held),
+                )
                 waiting = True
             time.sleep(_POLL_S)
             store.release_dead_claims()
@@ -286,9 +308,18 @@ class _GracefulInterrupt:
             raise KeyboardInterrupt
 
 
-def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers: int,
-           executor: Any, progress: bool, lease_s: float = 600.0, trainer: str = "auto",
-           prepared: dict[str, PreparedData] | None = None) -> set[str]:
+def _train(
+    store: Store,
+    todo: list[RunSpec],
+    outcome: StudyOutcome,
+    *,
+    workers: int,
+    executor: Any,
+    progress: bool,
+    lease_s: float = 600.0,
+    trainer: str = "auto",
+    prepared: dict[str, PreparedData] | None = None,
+) -> set[str]:
     """Claim and train ``todo``; return the ids of the runs this call claimed."""
     if not todo:
         return set()
@@ -323,12 +354,18 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
 
     tasks = make_tasks(claimed, trainer=trainer, prepared=prepared)
     payloads = dict(tasks)
-    groups = {task_id: task_run_ids(task_id, payload) for task_id, payload in tasks
-              if task_id not in by_id}
+    groups = {
+        task_id: task_run_ids(task_id, payload)
+        for task_id, payload in tasks
+        if task_id not in by_id
+    }
     if groups:
-        logger.info("training %d runs in %d replica groups and %d alone",
-                    sum(map(len, groups.values())), len(groups),
-                    len(tasks) - len(groups))
+        logger.info(
+            "training %d runs in %d replica groups and %d alone",
+            sum(map(len, groups.values())),
+            len(groups),
+            len(tasks) - len(groups),
+        )
 
     def on_progress(event: Any) -> None:
         interrupt.check()
@@ -344,8 +381,12 @@ def _train(store: Store, todo: list[RunSpec], outcome: StudyOutcome, *, workers:
             bar.finished(run_id)
         interrupt.check()
 
-    bar = StudyProgress(total=len(claimed), enabled=progress,
-                        done=outcome.skipped, planned=outcome.planned)
+    bar = StudyProgress(
+        total=len(claimed),
+        enabled=progress,
+        done=outcome.skipped,
+        planned=outcome.planned,
+    )
     try:
         with bar, interrupt, LeaseKeeper(store.root, owner, lease_s):
             executor.run(

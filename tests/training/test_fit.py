@@ -21,8 +21,11 @@ def runs():
     specs = plan_runs(parse_study(RAW))
     data = prepare_data(specs[0].data, specs[0].seeds["split"])
     by_levels = {(s.levels["init"], s.levels["order"], s.perturb): s for s in specs}
-    results = {key: train_run(spec, data) for key, spec in by_levels.items()
-               if key in {(0, 0, 0), (0, 1, 0), (1, 0, 0), (0, 0, 1)}}
+    results = {
+        key: train_run(spec, data)
+        for key, spec in by_levels.items()
+        if key in {(0, 0, 0), (0, 1, 0), (1, 0, 0), (0, 0, 1)}
+    }
     return by_levels, data, results
 
 
@@ -42,13 +45,17 @@ def test_train_run_order_only_same_start_different_end(runs):
     _, _, results = runs
     a, b = results[(0, 0, 0)], results[(0, 1, 0)]
     assert np.array_equal(_item(a, 0), _item(b, 0))
-    assert np.array_equal(a.snapshots[0]["user_embedding"], b.snapshots[0]["user_embedding"])
+    assert np.array_equal(
+        a.snapshots[0]["user_embedding"], b.snapshots[0]["user_embedding"]
+    )
     assert not np.array_equal(_item(a, 2), _item(b, 2))
 
 
 def test_train_run_init_only_differs_at_epoch_zero(runs):
     _, _, results = runs
-    assert not np.array_equal(_item(results[(0, 0, 0)], 0), _item(results[(1, 0, 0)], 0))
+    assert not np.array_equal(
+        _item(results[(0, 0, 0)], 0), _item(results[(1, 0, 0)], 0)
+    )
 
 
 def test_train_run_perturb_moves_one_weight_by_one_ulp(runs):
@@ -70,10 +77,17 @@ def test_train_run_records_every_epoch_and_learns(runs):
 
 
 def test_train_run_huge_learning_rate_marked_diverged():
-    raw = {**RAW, "training": {**RAW["training"], "learning_rate": 1e2, "optimizer": "sgd",
-                               "epochs": 3},
-           "model": {"dim": 8, "init_stddev": 5.0, "initializer": "normal"},
-           "design": [{"factors": {"init": [0]}}]}
+    raw = {
+        **RAW,
+        "training": {
+            **RAW["training"],
+            "learning_rate": 1e2,
+            "optimizer": "sgd",
+            "epochs": 3,
+        },
+        "model": {"dim": 8, "init_stddev": 5.0, "initializer": "normal"},
+        "design": [{"factors": {"init": [0]}}],
+    }
     spec = plan_runs(parse_study(raw))[0]
     result = train_run(spec, prepare_data(spec.data, spec.seeds["split"]))
     assert result.status == "diverged"

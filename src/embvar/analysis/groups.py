@@ -24,7 +24,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from embvar.data.prepared import PreparedData
-from embvar.metrics import knn_indices, neighbor_overlap, procrustes_distance, topk_items
+from embvar.metrics import (
+    knn_indices,
+    neighbor_overlap,
+    procrustes_distance,
+    topk_items,
+)
 from embvar.store import RunRecord, Store
 
 __all__ = ["RunView", "load_run_views", "group_runs", "group_summary", "summarize"]
@@ -61,8 +66,10 @@ def seen_matrix(data: PreparedData) -> sp.csr_matrix:
     """Return the users x items matrix of training interactions (1 = seen)."""
     inter = data.interactions
     ones = np.ones(len(data.split.train), dtype=np.float32)
-    return sp.csr_matrix((ones, (data.train_users, data.train_items)),
-                         shape=(inter.n_users, inter.n_items))
+    return sp.csr_matrix(
+        (ones, (data.train_users, data.train_items)),
+        shape=(inter.n_users, inter.n_items),
+    )
 
 
 def group_runs(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -79,12 +86,19 @@ def load_run_views(store: Store, records: list[RunRecord]) -> list[RunView]:
     views = []
     for r in records:
         history = store.history(r.run_id)
-        views.append(RunView(r, store.load_snapshot(r.run_id), history[-1]["test_rmse"]))
+        views.append(
+            RunView(r, store.load_snapshot(r.run_id), history[-1]["test_rmse"])
+        )
     return views
 
 
-def group_summary(views: list[RunView], data: PreparedData, *, k: int = 10,
-                  seen: sp.csr_matrix | None = None) -> dict[str, Any]:
+def group_summary(
+    views: list[RunView],
+    data: PreparedData,
+    *,
+    k: int = 10,
+    seen: sp.csr_matrix | None = None,
+) -> dict[str, Any]:
     """Return the group's figures, with every pair's values and run ids."""
     seen = seen_matrix(data) if seen is None else seen
     for v in views:
@@ -92,17 +106,25 @@ def group_summary(views: list[RunView], data: PreparedData, *, k: int = 10,
         if v.knn is None:
             v.knn = knn_indices(V, k, metric="cosine")
         if v.top is None:
-            v.top = topk_items(v.tables["user_embedding"], V, k, exclude=seen,
-                                item_bias=v.tables.get("item_bias"))
+            v.top = topk_items(
+                v.tables["user_embedding"],
+                V,
+                k,
+                exclude=seen,
+                item_bias=v.tables.get("item_bias"),
+            )
     pairs = []
     for a, b in itertools.combinations(views, 2):
-        pairs.append({
-            "runs": [a.record.run_id, b.record.run_id],
-            "procrustes": procrustes_distance(a.tables["item_embedding"],
-                                              b.tables["item_embedding"]),
-            f"knn_overlap@{k}": float(neighbor_overlap(a.knn, b.knn).mean()),
-            f"topk_overlap@{k}": float(neighbor_overlap(a.top, b.top).mean()),
-        })
+        pairs.append(
+            {
+                "runs": [a.record.run_id, b.record.run_id],
+                "procrustes": procrustes_distance(
+                    a.tables["item_embedding"], b.tables["item_embedding"]
+                ),
+                f"knn_overlap@{k}": float(neighbor_overlap(a.knn, b.knn).mean()),
+                f"topk_overlap@{k}": float(neighbor_overlap(a.top, b.top).mean()),
+            }
+        )
     first = views[0].record.spec
     return {
         "group": views[0].record.group_key,
@@ -112,8 +134,10 @@ def group_summary(views: list[RunView], data: PreparedData, *, k: int = 10,
         "run_ids": [v.record.run_id for v in views],
         "n_runs": len(views),
         "function": {
-            "test_rmse": {**stats([v.test_rmse for v in views]),
-                          "values": [v.test_rmse for v in views]},
+            "test_rmse": {
+                **stats([v.test_rmse for v in views]),
+                "values": [v.test_rmse for v in views],
+            },
             f"topk_overlap@{k}": stats([p[f"topk_overlap@{k}"] for p in pairs]),
         },
         "geometry": {
@@ -148,8 +172,9 @@ def group_label(spec: dict[str, Any]) -> str:
     return ", ".join(parts) or "defaults"
 
 
-def summarize(store: Store, data_for, *, k: int = 10,
-              run_ids: set[str] | None = None) -> list[dict[str, Any]]:
+def summarize(
+    store: Store, data_for, *, k: int = 10, run_ids: set[str] | None = None
+) -> list[dict[str, Any]]:
     """Return the summary of every group with at least two finished runs.
 
     ``data_for(spec_dict)`` returns the PreparedData a run trained on;

@@ -28,8 +28,7 @@ __all__ = [
 
 # Column names accepted for each role, first match wins.
 USER_COLUMNS = ("user", "user_id", "userId", "userid", "UserID")
-ITEM_COLUMNS = ("item", "item_id", "itemId", "itemid", "movieId", "movie_id",
-                "MovieID")
+ITEM_COLUMNS = ("item", "item_id", "itemId", "itemid", "movieId", "movie_id", "MovieID")
 RATING_COLUMNS = ("rating", "ratings", "score", "Rating")
 TIMESTAMP_COLUMNS = ("timestamp", "time", "ts", "Timestamp")
 
@@ -94,7 +93,9 @@ class Interactions:
         return np.bincount(users, minlength=self.n_users)
 
 
-def _pick(columns: list[str], candidates: tuple[str, ...], given: str | None) -> str | None:
+def _pick(
+    columns: list[str], candidates: tuple[str, ...], given: str | None
+) -> str | None:
     if given is not None:
         return given if given in columns else None
     for c in candidates:
@@ -197,13 +198,21 @@ def interactions_from_frame(
     labels: dict[str, np.ndarray] = {}
     for col in label_cols:
         if col in columns:
-            first = pd.Series(frame[col].to_numpy(), index=items).groupby(level=0).first()
+            first = (
+                pd.Series(frame[col].to_numpy(), index=items).groupby(level=0).first()
+            )
             out = np.full(len(item_ids), "", dtype=object)
             out[first.index.to_numpy()] = first.astype(str).to_numpy()
             labels[col] = out.astype(str)
     return Interactions(
-        users=users, items=items, ratings=ratings, timestamps=timestamps,
-        user_ids=user_ids, item_ids=item_ids, item_labels=labels, name=name,
+        users=users,
+        items=items,
+        ratings=ratings,
+        timestamps=timestamps,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        item_labels=labels,
+        name=name,
     )
 
 

@@ -31,9 +31,25 @@ __all__ = ["load_movielens", "detect_layout"]
 
 _UDATA = ["userId", "movieId", "rating", "timestamp"]
 _UITEM_GENRES = [
-    "unknown", "Action", "Adventure", "Animation", "Children", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical",
-    "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 
 
@@ -78,8 +94,14 @@ def load_movielens(path: str | Path | None = None) -> Interactions:
             frame = pd.read_csv(path, sep="\t", header=None, names=_UDATA)
             frame = _join_labels(frame, _read_uitem(path.parent / "u.item"))
         elif layout == "dat":
-            frame = pd.read_csv(path, sep="::", header=None, names=_UDATA,
-                                engine="python", encoding="latin-1")
+            frame = pd.read_csv(
+                path,
+                sep="::",
+                header=None,
+                names=_UDATA,
+                engine="python",
+                encoding="latin-1",
+            )
             frame = _join_labels(frame, _read_movies_dat(path.parent / "movies.dat"))
         elif layout == "csv":
             frame = pd.read_csv(path)
@@ -114,7 +136,7 @@ def _read_uitem(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     raw = pd.read_csv(path, sep="|", header=None, encoding="latin-1")
-    flags = raw.iloc[:, 5:5 + len(_UITEM_GENRES)].to_numpy().astype(bool)
+    flags = raw.iloc[:, 5 : 5 + len(_UITEM_GENRES)].to_numpy().astype(bool)
     genres = ["|".join(g for g, f in zip(_UITEM_GENRES, row) if f) for row in flags]
     return pd.DataFrame({"movieId": raw[0], "title": raw[1], "genres": genres})
 
@@ -122,8 +144,14 @@ def _read_uitem(path: Path) -> pd.DataFrame | None:
 def _read_movies_dat(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
-    return pd.read_csv(path, sep="::", header=None, engine="python",
-                       names=["movieId", "title", "genres"], encoding="latin-1")
+    return pd.read_csv(
+        path,
+        sep="::",
+        header=None,
+        engine="python",
+        names=["movieId", "title", "genres"],
+        encoding="latin-1",
+    )
 
 
 def _read_movies_csv(path: Path) -> pd.DataFrame | None:

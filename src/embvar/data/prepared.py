@@ -154,7 +154,9 @@ def save_prepared(data: PreparedData, folder) -> None:
     ids = {"user_ids": inter.user_ids, "item_ids": inter.item_ids}
     for name, arr in ids.items():
         arr = np.asarray(arr)
-        save_array(folder / f"{name}.npy", arr if arr.dtype != object else arr.astype(str))
+        save_array(
+            folder / f"{name}.npy", arr if arr.dtype != object else arr.astype(str)
+        )
     save_array(folder / "train.npy", data.split.train)
     save_array(folder / "test.npy", data.split.test)
     labels = {k: v.tolist() for k, v in inter.item_labels.items()}

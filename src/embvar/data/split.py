@@ -20,9 +20,7 @@ class Split:
     test: np.ndarray
 
 
-def split_interactions(
-    data: Interactions, test_fraction: float, seed: int
-) -> Split:
+def split_interactions(data: Interactions, test_fraction: float, seed: int) -> Split:
     """Return a random split of the interactions, a pure function of ``seed``.
 
     Each interaction goes to the test set with probability close to
@@ -86,6 +84,8 @@ def hold_out_users(
     is_held = np.zeros(data.n_users, dtype=bool)
     is_held[rng.permutation(data.n_users)[:n_held]] = True
     row_held = is_held[data.users]
-    kept = Split(train=split.train[~row_held[split.train]],
-                 test=split.test[~row_held[split.test]])
+    kept = Split(
+        train=split.train[~row_held[split.train]],
+        test=split.test[~row_held[split.test]],
+    )
     return kept, np.flatnonzero(row_held).astype(np.int64)

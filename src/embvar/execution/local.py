@@ -97,8 +97,10 @@ class LocalExecutor:
         manager = ctx.Manager()
         queue = manager.Queue()
         pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx,
-            initializer=_worker_init, initargs=(self.threads, queue),
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(self.threads, queue),
         )
         try:
             pending = {pool.submit(_pool_task, rid, sj): rid for rid, sj in tasks}

@@ -37,7 +37,6 @@ __all__ = [
 _GROUP_PREFIX = '{"replicas":'
 
 
-
 def configure_threads(threads: int | None) -> None:
     """Limit TensorFlow's thread pools; call before TensorFlow runs an op."""
     if not threads:
@@ -89,8 +88,9 @@ def run_task(
     from embvar.models.pretrained import pretrained_for
 
     pretrained = pretrained_for(spec, data)
-    return train_run(spec, data, pretrained=pretrained, on_epoch=on_epoch,
-                     callbacks=callbacks)
+    return train_run(
+        spec, data, pretrained=pretrained, on_epoch=on_epoch, callbacks=callbacks
+    )
 
 
 def is_group(payload: str) -> bool:
@@ -172,8 +172,11 @@ def task_results(task_id: str, payload: str, result: Any) -> list[tuple[str, Any
     return [(run_id, got.get(run_id, missing)) for run_id in ids]
 
 
-def _run_group(payload: str, on_epoch: Callable[[int, int], None] | None,
-               callbacks: list[Any] | None) -> Any:
+def _run_group(
+    payload: str,
+    on_epoch: Callable[[int, int], None] | None,
+    callbacks: list[Any] | None,
+) -> Any:
     """Train a replica group's runs together; return their GroupResult."""
     from embvar.config import RunSpec
     from embvar.errors import TrainingError
@@ -188,5 +191,6 @@ def _run_group(payload: str, on_epoch: Callable[[int, int], None] | None,
     specs = [RunSpec.model_validate(run) for run in json.loads(payload)["replicas"]]
     data = _prepared(specs[0].data.model_dump_json(), specs[0].seeds["split"])
     pretrained = [pretrained_for(spec, data) for spec in specs]
-    return GroupResult(train_replicas(specs, data, pretrained=pretrained,
-                                      on_epoch=on_epoch))
+    return GroupResult(
+        train_replicas(specs, data, pretrained=pretrained, on_epoch=on_epoch)
+    )

@@ -129,19 +129,25 @@ def build_factorization(
     user_in = keras.Input(shape=(), dtype="int32", name="user")
     item_in = keras.Input(shape=(), dtype="int32", name="item")
     u = keras.layers.Embedding(
-        n_users, spec.dim, embeddings_initializer=make_initializer(spec, pre_u),
+        n_users,
+        spec.dim,
+        embeddings_initializer=make_initializer(spec, pre_u),
         name="user_embedding",
     )(user_in)
     v = keras.layers.Embedding(
-        n_items, spec.dim, embeddings_initializer=make_initializer(spec, pre_i),
+        n_items,
+        spec.dim,
+        embeddings_initializer=make_initializer(spec, pre_i),
         name="item_embedding",
     )(item_in)
     bu = bi = None
     if spec.use_bias:
-        bu = keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros",
-                                    name="user_bias")(user_in)
-        bi = keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros",
-                                    name="item_bias")(item_in)
+        bu = keras.layers.Embedding(
+            n_users, 1, embeddings_initializer="zeros", name="user_bias"
+        )(user_in)
+        bi = keras.layers.Embedding(
+            n_items, 1, embeddings_initializer="zeros", name="item_bias"
+        )(item_in)
     out = FactorizationScore(mu=mu, l2=spec.l2, name="score")(u, v, bu, bi)
     return keras.Model([user_in, item_in], out, name="factorization")
 

@@ -31,7 +31,9 @@ from embvar.store import Store, load_array
 __all__ = ["load_pretrained", "align_rows", "pretrained_for"]
 
 
-def align_rows(table: np.ndarray, source_ids: np.ndarray, target_ids: np.ndarray) -> np.ndarray:
+def align_rows(
+    table: np.ndarray, source_ids: np.ndarray, target_ids: np.ndarray
+) -> np.ndarray:
     """Return ``table`` reindexed to ``target_ids``; uncovered rows are NaN."""
     out = np.full((len(target_ids), table.shape[1]), np.nan, dtype=np.float32)
     source = {str(k): r for r, k in enumerate(np.asarray(source_ids).tolist())}
@@ -91,7 +93,9 @@ def load_pretrained(ref: str, data: Interactions, dim: int) -> Pretrained:
     return Pretrained(user=None, item=table.astype(np.float32))
 
 
-def _aligned(parts: dict, role: str, ids: np.ndarray, dim: int, ref: str) -> np.ndarray | None:
+def _aligned(
+    parts: dict, role: str, ids: np.ndarray, dim: int, ref: str
+) -> np.ndarray | None:
     table = parts.get(f"{role}_embedding")
     if table is None:
         return None
@@ -119,8 +123,12 @@ def _from_store(root: Path, run_id: str, data: Interactions, dim: int) -> Pretra
     folder = root / "data" / key
     if not folder.is_dir():
         raise ConfigError(f"{str(root)!r} lacks the id mapping of run {run_id!r}.")
-    user = align_rows(tables["user_embedding"], load_array(folder / "user_ids.npy"), data.user_ids)
-    item = align_rows(tables["item_embedding"], load_array(folder / "item_ids.npy"), data.item_ids)
+    user = align_rows(
+        tables["user_embedding"], load_array(folder / "user_ids.npy"), data.user_ids
+    )
+    item = align_rows(
+        tables["item_embedding"], load_array(folder / "item_ids.npy"), data.item_ids
+    )
     for name, t in (("user", user), ("item", item)):
         if t.shape[1] != dim:
             raise ShapeMismatchError(

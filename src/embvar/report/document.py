@@ -58,17 +58,30 @@ def runs_section(specs: list[RunSpec], planned: list[Any]) -> dict[str, Any]:
         "planned": len(specs),
         "done": sum(r.status == "done" for r in planned),
         "diverged": [
-            {"run_id": r.run_id, "epoch": r.diverged_epoch, "step": r.diverged_step,
-             "factors": r.spec["factors"]}
-            for r in planned if r.status == "diverged"
+            {
+                "run_id": r.run_id,
+                "epoch": r.diverged_epoch,
+                "step": r.diverged_step,
+                "factors": r.spec["factors"],
+            }
+            for r in planned
+            if r.status == "diverged"
         ],
-        "failed": [{"run_id": r.run_id, "error": r.error}
-                   for r in planned if r.status == "failed"],
+        "failed": [
+            {"run_id": r.run_id, "error": r.error}
+            for r in planned
+            if r.status == "failed"
+        ],
         "unfinished": [r.run_id for r in planned if r.status in ("pending", "running")],
         "table": [
-            {"run_id": r.run_id, "status": r.status, "factors": r.spec["factors"],
-             "designs": r.spec["designs"], "seeds": r.spec["seeds"],
-             "seconds": r.seconds}
+            {
+                "run_id": r.run_id,
+                "status": r.status,
+                "factors": r.spec["factors"],
+                "designs": r.spec["designs"],
+                "seeds": r.spec["seeds"],
+                "seconds": r.seconds,
+            }
             for r in planned
         ],
     }
@@ -99,7 +112,9 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
             "designs": [d.model_dump() for d in study.design],
         },
         "directory": str(store.root),
-        "data": None if first is None else {
+        "data": None
+        if first is None
+        else {
             "name": first.interactions.name,
             "n_users": first.interactions.n_users,
             "n_items": first.interactions.n_items,
@@ -115,11 +130,15 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
     from embvar.analysis.runs import StudyRuns
     from embvar.analysis.sections import study_sections
 
-    report.update(study_sections(
-        StudyRuns(store, data_for), claims=study.analysis.claims,
-        article_examples=study.analysis.article_examples,
-        quick=report["study"]["quick"], seed=study.root_seed % 2**32,
-    ))
+    report.update(
+        study_sections(
+            StudyRuns(store, data_for),
+            claims=study.analysis.claims,
+            article_examples=study.analysis.article_examples,
+            quick=report["study"]["quick"],
+            seed=study.root_seed % 2**32,
+        )
+    )
     if (store.root / "determinism.json").is_file():
         # The determinism audit of this study (`embvar determinism`), in short.
         from embvar.training.determinism import determinism_summary, read_determinism
@@ -151,4 +170,6 @@ def read_report(directory: str | Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {str(path)!r}: {exc}; run the study first.") from exc
+        raise StoreError(
+            f"cannot read {str(path)!r}: {exc}; run the study first."
+        ) from exc

@@ -31,8 +31,12 @@ class StudyProgress:
     def __enter__(self) -> StudyProgress:
         if self.enabled:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
                 transient=False,
             )
             self._progress.start()
@@ -52,11 +56,19 @@ class StudyProgress:
         if self._progress is None:
             return
         if kind == "start":
-            self._progress.update(self._epoch, description=f"  run {run_id[:8]} epoch",
-                                  completed=0, total=1)
+            self._progress.update(
+                self._epoch,
+                description=f"  run {run_id[:8]} epoch",
+                completed=0,
+                total=1,
+            )
         elif kind == "epoch":
-            self._progress.update(self._epoch, description=f"  run {run_id[:8]} epoch",
-                                  completed=epoch, total=epochs)
+            self._progress.update(
+                self._epoch,
+                description=f"  run {run_id[:8]} epoch",
+                completed=epoch,
+                total=epochs,
+            )
 
     def finished(self, run_id: str) -> None:
         self._running.discard(run_id)
@@ -68,11 +80,16 @@ class StudyProgress:
     def counts(self) -> dict[str, int]:
         """Tasks of this call ``pending`` (not started), ``running`` and ``done``."""
         running = len(self._running)
-        return {"pending": max(0, self.total - self._finished - running),
-                "running": running, "done": self._finished}
+        return {
+            "pending": max(0, self.total - self._finished - running),
+            "running": running,
+            "done": self._finished,
+        }
 
     def _describe(self) -> None:
         if self._progress is not None:
             c = self.counts()
-            self._progress.update(self._runs, description=(
-                f"runs ({c['pending']} pending, {c['running']} running)"))
+            self._progress.update(
+                self._runs,
+                description=(f"runs ({c['pending']} pending, {c['running']} running)"),
+            )

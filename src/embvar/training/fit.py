@@ -28,7 +28,12 @@ import numpy as np
 
 from embvar.config import RunSpec
 from embvar.data.prepared import PreparedData
-from embvar.models.factorization import TABLES, Pretrained, build_factorization, make_optimizer
+from embvar.models.factorization import (
+    TABLES,
+    Pretrained,
+    build_factorization,
+    make_optimizer,
+)
 from embvar.seeds import order_generator
 
 __all__ = ["RunResult", "train_run", "rmse", "predict_ratings", "perturb_weight"]
@@ -63,7 +68,9 @@ class RunResult:
     seconds: float = 0.0
 
 
-def predict_ratings(tables: dict[str, np.ndarray], users, items, mu: float) -> np.ndarray:
+def predict_ratings(
+    tables: dict[str, np.ndarray], users, items, mu: float
+) -> np.ndarray:
     """Return the model's predicted ratings from a snapshot's tables."""
     U, V = tables["user_embedding"], tables["item_embedding"]
     pred = np.einsum("nd,nd->n", U[users], V[items], dtype=np.float64) + mu
@@ -110,7 +117,9 @@ def snapshot(model: keras.Model) -> dict[str, np.ndarray]:
             layer = model.get_layer(name)
         except ValueError:
             continue
-        out[name] = np.array(keras.ops.convert_to_numpy(layer.embeddings), dtype=np.float32)
+        out[name] = np.array(
+            keras.ops.convert_to_numpy(layer.embeddings), dtype=np.float32
+        )
     return out
 
 
@@ -156,7 +165,10 @@ def train_run(
     keras.backend.clear_session()
     keras.utils.set_random_seed(spec.seeds["init"])
     model = build_factorization(
-        interactions.n_users, interactions.n_items, spec.model, mu=mu,
+        interactions.n_users,
+        interactions.n_items,
+        spec.model,
+        mu=mu,
         pretrained=pretrained,
     )
     # 3. The perturbation control.
@@ -164,7 +176,9 @@ def train_run(
         perturb_weight(model, spec.perturb)
     # 4. Whatever training draws comes from the noise seed.
     keras.utils.set_random_seed(spec.seeds["noise"])
-    model.compile(optimizer=make_optimizer(spec.training), loss="mse", jit_compile=False)
+    model.compile(
+        optimizer=make_optimizer(spec.training), loss="mse", jit_compile=False
+    )
 
     users = data.train_users
     items = data.train_items
@@ -182,8 +196,15 @@ def train_run(
             test = rmse(tables, data.test_users, data.test_items, data.test_ratings, mu)
         else:
             train = test = float("nan")
-        result.history.append({"epoch": epoch, "loss": loss, "train_rmse": train,
-                               "test_rmse": test, "seconds": seconds})
+        result.history.append(
+            {
+                "epoch": epoch,
+                "loss": loss,
+                "train_rmse": train,
+                "test_rmse": test,
+                "seconds": seconds,
+            }
+        )
         return finite
 
     record(0, float("nan"), 0.0)
@@ -192,16 +213,29 @@ def train_run(
         perm = order.permutation(len(users))
         t0 = time.perf_counter()
         hist = model.fit(
-            [users[perm], items[perm]], ratings[perm], batch_size=spec.training.batch_size,
-            epochs=1, shuffle=False, verbose=0,
+            [users[perm], items[perm]],
+            ratings[perm],
+            batch_size=spec.training.batch_size,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
             callbacks=[guard, *(callbacks or [])],
         )
-        loss = float(hist.history["loss"][-1]) if hist.history.get("loss") else float("nan")
+        loss = (
+            float(hist.history["loss"][-1])
+            if hist.history.get("loss")
+            else float("nan")
+        )
         finite = record(epoch, loss, time.perf_counter() - t0)
         if guard.step is not None or not finite or not math.isfinite(loss):
             result.status = "diverged"
-            result.diverged = {"epoch": epoch, "step": guard.step if guard.step is not None else -1}
-            logger.warning("run %s diverged at epoch %d step %s", spec.run_id, epoch, guard.step)
+            result.diverged = {
+                "epoch": epoch,
+                "step": guard.step if guard.step is not None else -1,
+            }
+            logger.warning(
+                "run %s diverged at epoch %d step %s", spec.run_id, epoch, guard.step
+            )
             break
         if on_epoch is not None:
             on_epoch(epoch, epochs)
