@@ -195,10 +195,31 @@ def query_knn(X: Any, rows: Any, k: int = K, *, block: int = 512) -> np.ndarray:
         q = rows[start : start + block]
         S = Z[q] @ Z.T
         S[np.arange(q.size), q] = -np.inf
-        part = np.argpartition(-S, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(S, part, axis=1), axis=1, kind="stable")
-        out[start : start + block] = np.take_along_axis(part, order, axis=1)
+        out[start : start + block] = _top_k(S, k)
     return out
+
+
+def _top_k(S: np.ndarray, k: int, width: int = 1024) -> np.ndarray:
+    """Column indices of each row's k largest values, largest first.
+
+    The columns are cut into slices of ``width``; the k positions (within
+    a slice) whose maximum over the slices is largest hold every one of the
+    k largest values, so only ``k * n_slices`` candidates are ranked.
+    """
+    q, n = S.shape
+    width = max(min(width, n), k)
+    full, rest = divmod(n, width)
+    peak = S[:, : full * width].reshape(q, full, width).max(axis=1)
+    if rest:
+        peak[:, :rest] = np.maximum(peak[:, :rest], S[:, full * width :])
+    pos = np.argpartition(peak, width - k, axis=1)[:, width - k :]
+    starts = width * np.arange(full + (1 if rest else 0))
+    cand = (pos[:, None, :] + starts[None, :, None]).reshape(q, -1)
+    vals = np.take_along_axis(S, np.minimum(cand, n - 1), axis=1)
+    vals[cand >= n] = -np.inf
+    best = np.argpartition(vals, vals.shape[1] - k, axis=1)[:, -k:]
+    order = np.argsort(-np.take_along_axis(vals, best, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(np.take_along_axis(cand, best, axis=1), order, axis=1)
 
 
 def pairwise_matrix(
