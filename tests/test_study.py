@@ -84,10 +84,15 @@ def _done(index: Path) -> dict[str, float]:
 def test_study_killed_during_a_run_resumes_without_duplicates(
     small_study_file, tmp_path
 ):
+    # One fit per run, so that a kill can land between two finished runs (the
+    # replica trainer stores a group's runs together; tests/reliability covers it).
     out = tmp_path / "out"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(
-        [*EMBVAR, "study", str(small_study_file), "--dir", str(out)],
+        [
+            *EMBVAR, "study", str(small_study_file), "--dir", str(out),
+            "--trainer", "independent",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -100,7 +105,7 @@ def test_study_killed_during_a_run_resumes_without_duplicates(
     before = _done(out / "index.sqlite")
     assert 1 <= len(before) < 4, "kill must land between the first and last run"
 
-    outcome = run_study(small_study_file, out)
+    outcome = run_study(small_study_file, out, trainer="independent")
     after = _done(out / "index.sqlite")
     assert len(after) == 4
     assert {k: after[k] for k in before} == before  # finished runs kept as they were
