@@ -283,7 +283,7 @@ def determinism(
     if as_json:
         console.print_json(json.dumps(audit.document))
     else:
-        print_audit(audit.document, console, audit.path)
+        print_audit(audit.document, console, audit.path, audit.html_path)
 
 
 @app.command()

@@ -242,6 +242,10 @@ def test_determinism_audit_same_spec_bitwise_identical_in_two_processes(tmp_path
     assert audit.recipe["cell"] == cell.id
     written = json.loads((tmp_path / "determinism.json").read_text())
     assert written["verdict"] == audit.verdict
+    # The audit draws its own page beside the JSON (no report.json here).
+    assert audit.html_path == tmp_path / "report.html"
+    page = audit.html_path.read_text()
+    assert "determinism.json" in page and cell.label in page
     # Both processes ran with op determinism on, and said so.
     manifest = audit.document["manifest"]
     assert manifest["tensorflow"]["op_determinism"] is True

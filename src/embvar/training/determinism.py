@@ -180,10 +180,12 @@ def cells_by_id(cells: list[Cell | str]) -> list[Cell]:
 
 @dataclass
 class DeterminismAudit:
-    """The audit's result: the ``determinism.json`` document and its path."""
+    """The audit's result: the ``determinism.json`` document, its path, and
+    the ``report.html`` drawn beside it (None where nothing was written)."""
 
     document: dict[str, Any]
     path: Path | None
+    html_path: Path | None = None
 
     @property
     def verdict(self) -> dict[str, Any]:
@@ -298,7 +300,21 @@ def determinism_audit(
             encoding="utf-8",
         )
         tmp.replace(path)
-    return DeterminismAudit(document, path)
+    return DeterminismAudit(document, path, _draw_page(out_dir) if path else None)
+
+
+def _draw_page(directory: Path) -> Path | None:
+    """Write the directory's ``report.html`` with the audit in it: the study's
+    report with a determinism section where ``report.json`` exists, a page of
+    the audit alone otherwise. A page that cannot be drawn leaves the JSON."""
+    from embvar.errors import EmbvarError
+    from embvar.report.html import rebuild_html
+
+    try:
+        return rebuild_html(directory)[1]
+    except EmbvarError as exc:
+        logger.warning("determinism.json written, report.html not: %s", exc)
+        return None
 
 
 def read_determinism(directory: str | Path) -> dict[str, Any] | None:

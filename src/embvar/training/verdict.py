@@ -253,7 +253,10 @@ def _median(values: list[float]) -> float | None:
 
 
 def print_audit(
-    document: dict[str, Any], console: Any, path: Path | None = None
+    document: dict[str, Any],
+    console: Any,
+    path: Path | None = None,
+    html: Path | None = None,
 ) -> None:
     """Print an audit's cells, verdict, recipe and pitfalls on a rich console."""
     from rich.table import Table
@@ -304,3 +307,5 @@ def print_audit(
         console.print(recipe["code"], markup=False, highlight=False)
     if path is not None:
         console.print(f"\nwritten: {path}", markup=False)
+    if html is not None:
+        console.print(f"report:  {html}", markup=False)
