@@ -13,7 +13,11 @@ study can vary one while holding the others fixed:
     ``shuffle=False``.
 ``noise``
     Anything drawn while training: dropout masks, negative samples. The
-    global seeds are reset to this value right after the build.
+    global seeds are reset to this value right after the build, and the
+    ``SeedGenerator`` of every random layer (which Keras 3 seeds when the
+    layer is created, i.e. from the init seed) is reseeded from it (see
+    :mod:`embvar.training.keras_run`). The built-in factorization draws
+    nothing while training, so for it this source changes nothing.
 ``split``
     The train/test split of the data, shared by every run of a study unless
     the study varies it.
