@@ -29,4 +29,6 @@ def test_text8_quick_study_compares_both_families_and_names_unstable_words(tmp_p
     assert least and all(row["label"] in vocabulary for row in least)
     assert least[0]["label"] in " ".join(report["summary"])
     assert report["frequency"][0]["spearman"]["rho"] is not None
-    assert (tmp_path / "t8" / "report.html").is_file()
+    page = (tmp_path / "t8" / "report.html").read_text()
+    # The header describes a corpus, not users and items.
+    assert "7,978 words kept" in page and " users, " not in page

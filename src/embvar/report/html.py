@@ -111,7 +111,19 @@ def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The header's lines: data, runs, when and by what, where."""
     facts = []
     data = report.get("data") or {}
-    if data:
+    if data.get("kind") == "text":
+        stemmed = ", benchmarks stemmed" if data.get("benchmarks_stemmed") else ""
+        facts.append(
+            (
+                "Data",
+                f"{data.get('name', '?')}: "
+                f"{fmt_number(data.get('n_words'))} words kept "
+                f"(min count {fmt_number(data.get('min_count'))}{stemmed}); "
+                f"{fmt_number(data.get('n_tokens'))} tokens in "
+                f"{fmt_number(data.get('n_sentences'))} sentences",
+            )
+        )
+    elif data:
         facts.append(
             (
                 "Data",
