@@ -26,7 +26,7 @@ import os
 import sys
 import time
 
-from embvar.training.determinism import determinism_audit
+from embvar.determinism.audit import determinism_audit
 
 
 def main() -> int:

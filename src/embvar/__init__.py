@@ -17,7 +17,7 @@ __all__ = [
 # Public functions imported on first use, so `import embvar` stays light
 # (TensorFlow is imported only by what needs it).
 _LAZY = {
-    "determinism_audit": "embvar.training.determinism",
+    "determinism_audit": "embvar.determinism.audit",
     "diff_manifests": "embvar.manifest",
     "collect_manifest": "embvar.manifest",
     "compare": "embvar.comparison",

@@ -262,7 +262,7 @@ def determinism(
     ] = False,
 ) -> None:
     """Train one run in fresh processes under each setting; compare bit for bit."""
-    from embvar.training.determinism import determinism_audit, print_audit
+    from embvar.determinism.audit import determinism_audit, print_audit
 
     if directory is None and ":" in name and not name.endswith(".toml"):
         directory = Path("runs") / ("determinism-" + name.rpartition(":")[2])

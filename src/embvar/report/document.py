@@ -141,7 +141,7 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
     )
     if (store.root / "determinism.json").is_file():
         # The determinism audit of this study (`embvar determinism`), in short.
-        from embvar.training.determinism import determinism_summary, read_determinism
+        from embvar.determinism.audit import determinism_summary, read_determinism
 
         audit = read_determinism(store.root)
         if audit is not None:

@@ -60,7 +60,7 @@ def _difference(cell: dict[str, Any]) -> dict[str, Any] | None:
 def determinism(report: dict[str, Any]) -> Section | None:
     """The determinism audit: which settings made repeated runs bitwise identical.
 
-    Reads ``determinism`` (the short form :func:`embvar.training.determinism.
+    Reads ``determinism`` (the short form :func:`embvar.determinism.audit.
     determinism_summary` puts in a study's report), or a whole
     ``determinism.json``: ``{"target": {"label", "run_id"} | str, "verdict":
     {"sentences", "recommended", ...}, "gpu": {"present", "note"}, "cells":

@@ -8,7 +8,7 @@ function instead of holding it: ``"package.module:function"`` or
 
 It must build a fresh model, seed it from ``seed``, train, and report its
 state through ``recorder`` (``recorder.callback()`` in ``fit``); see
-:mod:`embvar.training.recorder`. Importing the function runs its module's
+:mod:`embvar.determinism.recorder`. Importing the function runs its module's
 code, in every worker process, as ``import`` would.
 
 Two kinds of target are built in:
@@ -69,7 +69,7 @@ class AuditTarget:
 def spec_target(spec: RunSpec, *, label: str | None = None) -> AuditTarget:
     """Return the target that trains one study run with embvar's runner."""
     return AuditTarget(
-        function="embvar.training.target:train_spec",
+        function="embvar.determinism.target:train_spec",
         kwargs={"spec": spec.model_dump_json()},
         seed=None,
         other_seed=spec.seeds["init"] + 1,

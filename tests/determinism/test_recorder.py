@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from embvar.errors import StoreError, TrainingError
-from embvar.training.comparison import compare_records, compare_steps
-from embvar.training.recorder import Recorder, collect_state, load_record
+from embvar.determinism.records import compare_records, compare_steps
+from embvar.determinism.recorder import Recorder, collect_state, load_record
 
 
 def _record(folder, train, seed, **kwargs):

@@ -19,7 +19,7 @@ two replicates of a cell differ, two more runs record every step of the
 first differing epoch, and the audit reports the first differing step,
 which variables differ and by how much (largest absolute difference and
 units in the last place). It then checks the training function for the
-common pitfalls (:mod:`embvar.training.pitfalls`), and writes a verdict,
+common pitfalls (:mod:`embvar.determinism.pitfalls`), and writes a verdict,
 the time each setting costs (ratios measured in this audit) and the lines
 of code that reproduce the settings that gave identical bits, to
 ``determinism.json``.
@@ -42,11 +42,11 @@ from embvar.checks import check_float, check_int
 from embvar.config import RunSpec, Study
 from embvar.errors import ConfigError
 from embvar.manifest import diff_manifests
-from embvar.training.audit_worker import launch
-from embvar.training.comparison import compare_records, compare_steps
-from embvar.training.recorder import RunRecord, load_record
-from embvar.training.target import AuditTarget, function_target, spec_target
-from embvar.training.verdict import (
+from embvar.determinism.worker import launch
+from embvar.determinism.records import compare_records, compare_steps
+from embvar.determinism.recorder import RunRecord, load_record
+from embvar.determinism.target import AuditTarget, function_target, spec_target
+from embvar.determinism.verdict import (
     add_time_ratios,
     audit_verdict,
     determinism_summary,
@@ -228,7 +228,7 @@ def determinism_audit(
         is audited; one RunSpec; a user's training function
         ``train(recorder, seed)`` (a module-level function, or its reference
         ``"package.module:function"`` / ``"script.py:function"``; see
-        :mod:`embvar.training.target`); or an AuditTarget.
+        :mod:`embvar.determinism.target`); or an AuditTarget.
     run : str, optional
         The run id (or a unique prefix) of the study run to audit; default
         the study's first planned run.
@@ -465,7 +465,7 @@ def _audit(
     # 3. The pitfalls, in processes of their own.
     pitfall_doc = None
     if pitfalls:
-        from embvar.training.pitfalls import diagnose_pitfalls
+        from embvar.determinism.pitfalls import diagnose_pitfalls
 
         say("checking for the common pitfalls")
         pitfall_doc = diagnose_pitfalls(
@@ -498,7 +498,7 @@ def _audit(
         if recommended is None
         else reproduction_recipe(
             recommended.to_json(),
-            builtin=target.function == "embvar.training.target:train_spec",
+            builtin=target.function == "embvar.determinism.target:train_spec",
         ),
         "pitfalls": pitfall_doc,
         "processes": n_processes,

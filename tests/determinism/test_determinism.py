@@ -8,12 +8,12 @@ import pytest
 
 from embvar.config import ModelSpec, parse_study, plan_runs
 from embvar.errors import ConfigError
-from embvar.training import determinism as det
-from embvar.training.comparison import compare_records
-from embvar.training.determinism import Cell, default_cells, determinism_audit
-from embvar.training.recorder import Recorder, load_record
-from embvar.training.target import function_target, spec_target, train_spec
-from embvar.training.verdict import (
+from embvar.determinism import audit as det
+from embvar.determinism.records import compare_records
+from embvar.determinism.audit import Cell, default_cells, determinism_audit
+from embvar.determinism.recorder import Recorder, load_record
+from embvar.determinism.target import function_target, spec_target, train_spec
+from embvar.determinism.verdict import (
     add_time_ratios,
     audit_verdict,
     factor_costs,

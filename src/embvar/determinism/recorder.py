@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from embvar.errors import StoreError, TrainingError
-from embvar.training.bitwise import array_digest
+from embvar.determinism.bitwise import array_digest
 
 __all__ = ["Recorder", "RunRecord", "collect_state", "load_record", "RECORD_NAME"]
 

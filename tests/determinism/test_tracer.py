@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from embvar.training.tracer import Tracer
+from embvar.determinism.tracer import Tracer
 
 
 def _events(tracer, kind=None):

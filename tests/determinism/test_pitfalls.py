@@ -9,8 +9,8 @@ process (the entity-to-row mapping) start one.
 import audit_plants as plants
 import pytest
 
-from embvar.training.pitfalls import PITFALLS, diagnose_pitfalls
-from embvar.training.target import function_target
+from embvar.determinism.pitfalls import PITFALLS, diagnose_pitfalls
+from embvar.determinism.target import function_target
 
 
 def _diagnose(train, **kwargs):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from embvar.errors import ShapeMismatchError
-from embvar.training.bitwise import array_difference, array_digest, ulp_distance
+from embvar.determinism.bitwise import array_difference, array_digest, ulp_distance
 
 
 def test_ulp_distance_neighbours_are_one_apart():

@@ -1,8 +1,8 @@
 """The fresh process the determinism audit trains in.
 
-Run as ``python -m embvar.training.audit_worker REQUEST.json``. The request
+Run as ``python -m embvar.determinism.worker REQUEST.json``. The request
 names the settings of one audit cell, the training function and the runs
-to train in this process; each run's :class:`~embvar.training.recorder.Recorder`
+to train in this process; each run's :class:`~embvar.determinism.recorder.Recorder`
 writes its ``record.json``. Environment variables that TensorFlow reads at
 import (``TF_ENABLE_ONEDNN_OPTS``, ``PYTHONHASHSEED``) are set by the parent
 when it starts the process; the rest is applied here, in this order, before
@@ -94,7 +94,7 @@ def resolve_function(reference: str):
 def train_runs(request: dict[str, Any], *, tracer: Any = None) -> list[Path]:
     """Train every run the request lists, in this process; return record paths."""
     from embvar.manifest import collect_manifest
-    from embvar.training.recorder import Recorder
+    from embvar.determinism.recorder import Recorder
 
     target = request["target"]
     kwargs = target.get("kwargs", {})
@@ -187,7 +187,7 @@ def launch(
             child.pop(name, None)
         else:
             child[name] = value
-    command = [sys.executable, "-m", "embvar.training.audit_worker", str(path)]
+    command = [sys.executable, "-m", "embvar.determinism.worker", str(path)]
     try:
         done = subprocess.run(
             command,
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_settings(request.get("settings", {}))
     tracer = None
     if request.get("trace"):
-        from embvar.training.tracer import Tracer
+        from embvar.determinism.tracer import Tracer
 
         tracer = Tracer(fresh=False)
         tracer.install()

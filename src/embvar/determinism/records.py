@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from embvar.training.bitwise import array_difference
-from embvar.training.recorder import RunRecord
+from embvar.determinism.bitwise import array_difference
+from embvar.determinism.recorder import RunRecord
 
 __all__ = ["compare_records", "compare_steps", "KINDS"]
 

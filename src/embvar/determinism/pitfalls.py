@@ -1,7 +1,7 @@
 """Find the common reasons behind "my seeded runs differ", with cause and fix.
 
 :func:`diagnose_pitfalls` trains a training function a few times under the
-:class:`~embvar.training.tracer.Tracer` and checks six pitfalls, each on
+:class:`~embvar.determinism.tracer.Tracer` and checks six pitfalls, each on
 what the runs did (the trace) and on what they produced (the recorded
 values):
 
@@ -45,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from embvar.training.audit_worker import launch, train_runs
-from embvar.training.comparison import compare_records
-from embvar.training.recorder import RunRecord, load_record
-from embvar.training.target import AuditTarget
+from embvar.determinism.worker import launch, train_runs
+from embvar.determinism.records import compare_records
+from embvar.determinism.recorder import RunRecord, load_record
+from embvar.determinism.target import AuditTarget
 
 __all__ = ["PITFALLS", "Pitfall", "diagnose_pitfalls"]
 
@@ -160,8 +160,8 @@ def diagnose_pitfalls(
     Parameters
     ----------
     target : AuditTarget
-        What to train (:func:`~embvar.training.target.spec_target` or
-        :func:`~embvar.training.target.function_target`).
+        What to train (:func:`~embvar.determinism.target.spec_target` or
+        :func:`~embvar.determinism.target.function_target`).
     directory : str or Path, optional
         Where the runs' records go (default: a temporary folder, removed).
     in_process : bool
@@ -181,7 +181,7 @@ def diagnose_pitfalls(
     dict
         ``pitfalls``: one :meth:`Pitfall.to_json` per pitfall, in the order
         of :data:`PITFALLS`; ``found``: the names found; ``in_process``:
-        :func:`~embvar.training.comparison.compare_records` of two runs with
+        :func:`~embvar.determinism.records.compare_records` of two runs with
         the same seed in one process; ``cross_process``: the same across
         processes A and B (None if not run); ``processes``: how many fresh
         processes were started.
@@ -209,7 +209,7 @@ def _diagnose(target, root, in_process, cross_process, hash_seeds, env) -> dict:
         ],
     }
     if in_process:
-        from embvar.training.tracer import Tracer
+        from embvar.determinism.tracer import Tracer
 
         with Tracer(fresh=True) as tracer:
             train_runs(request, tracer=tracer)
