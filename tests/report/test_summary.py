@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from rich.console import Console
 
 from embvar.report.summary import summary_sentences
@@ -31,7 +32,7 @@ def test_summary_sentences_why_from_attribution():
     ) in text
     # The init share's interval [0.4, 0.9] excludes 0; order's does not.
     assert (
-        "The init seed accounts for 70% of the variance of test rmse (95% "
+        "The init seed accounts for 70% of the variance of test RMSE (95% "
         "interval 40%–90%)." in text
     )
     assert "ends 85% as far away as a new seed" in text
@@ -40,7 +41,7 @@ def test_summary_sentences_why_from_attribution():
 def test_summary_sentences_frequency_claims_and_determinism():
     text = " ".join(summary_sentences(full_report()))
     assert (
-        "Rare items are the less stable: k-NN overlap@10 rises with training "
+        "Rare items are less stable: k-NN overlap@10 rises with training "
         "frequency (moderate rank correlation, Spearman ρ = 0.45)." in text
     )
     assert (
@@ -106,3 +107,23 @@ def test_summary_sentences_full_reseed_overlap_named_beside_group_mean():
         "Between two runs that differ in every seed, an item keeps 1% of its 10 "
         "nearest neighbours" in text
     )
+
+
+@pytest.mark.parametrize(
+    "rho,interval,expected",
+    [
+        (0.45, [0.4, 0.5], "Rare items are less stable: k-NN overlap@10 rises"),
+        (-0.35, [-0.4, -0.3], "Rare items are not less stable here: k-NN"),
+        (-0.03, [-0.05, -0.01], "Frequency hardly matters for items here"),
+        (0.02, [-0.01, 0.05], "shows no clear relation to training frequency"),
+    ],
+)
+def test_frequency_reading_names_direction_and_strength(rho, interval, expected):
+    from embvar.report.sections.analysis import frequency_reading
+
+    entry = {
+        "entity": "item",
+        "metric": "knn_overlap@10",
+        "spearman": {"rho": rho, "interval": interval},
+    }
+    assert expected in frequency_reading(entry)

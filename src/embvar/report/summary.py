@@ -176,6 +176,7 @@ def _why(report: dict[str, Any]) -> list[str]:
             top = max(sure, key=lambda c: c["share"])
             lo, hi = top["interval"]
             outcome = str(entry.get("outcome", "the outcome")).replace("_", " ")
+            outcome = outcome.replace("rmse", "RMSE")
             out.append(
                 f"The {top['source']} seed accounts for {_pct(top['share'])} of "
                 f"the variance of {outcome} (95% interval {_pct(lo)}–{_pct(hi)})."

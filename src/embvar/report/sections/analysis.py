@@ -412,7 +412,7 @@ def _rho(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def frequency_reading(entry: dict[str, Any]) -> str | None:
-    """One sentence saying whether rare entities were the less stable here."""
+    """One sentence saying whether rare entities were less stable here."""
     rho = _rho(entry).get("rho")
     if rho is None:
         return None
@@ -437,14 +437,21 @@ def frequency_reading(entry: dict[str, Any]) -> str | None:
         if size < 0.5
         else "strong"
     )
+    if size < 0.1:
+        trend = "rises slightly" if sign > 0 else "falls slightly"
+        return (
+            f"Frequency hardly matters for {what}s here: {info.name} {trend} "
+            f"with training frequency (very weak rank correlation, Spearman "
+            f"ρ = {rho:.2f})."
+        )
     if sign > 0:
         return (
-            f"Rare {what}s are the less stable: {info.name} rises with training "
+            f"Rare {what}s are less stable: {info.name} rises with training "
             f"frequency ({strength} rank correlation, Spearman ρ = {rho:.2f})."
         )
     return (
-        f"Rare {what}s are not the less stable here: {info.name} falls with "
-        f"training frequency ({strength} rank correlation, Spearman ρ = "
+        f"Rare {what}s are not less stable here: {info.name} falls as training "
+        f"frequency rises ({strength} rank correlation, Spearman ρ = "
         f"{rho:.2f})."
     )
 
