@@ -37,6 +37,12 @@ def test_run_study_trains_every_run_and_writes_report(finished_study):
     assert group["n_runs"] == 4 and len(group["pairs"]) == 6
     assert set(group["run_ids"]) == set(outcome.trained)
     assert 0 < group["geometry"]["procrustes"]["mean"] < 1.5
+    # Parameters: the raw coordinates, row for row, with no alignment.
+    params = group["parameters"]
+    assert 0 < params["relative_frobenius"]["mean"] <= 2
+    assert params["mean_abs_difference"]["mean"] > 0
+    pair = group["pairs"][0]
+    assert set(pair) >= {"relative_frobenius", "mean_abs_difference", "procrustes"}
     assert 0 <= group["geometry"]["knn_overlap@10"]["mean"] <= 1
     assert report["summary"] and "runs" in report["summary"][0]
 

@@ -6,6 +6,8 @@ three levels of variation:
 
 - function: test RMSE (mean, spread) and the overlap of each user's top-10
   recommendations (items the user rated in training excluded);
+- parameters: the relative Frobenius distance and the mean absolute
+  difference of the item tables, row for row (no alignment);
 - geometry: the orthogonal Procrustes distance of the item tables (centred,
   scale-normalised) and the overlap of each item's 10 nearest neighbours
   (cosine);
@@ -26,8 +28,10 @@ import scipy.sparse as sp
 from embvar.data.prepared import PreparedData
 from embvar.metrics import (
     knn_indices,
+    mean_abs_difference,
     neighbor_overlap,
     procrustes_distance,
+    relative_frobenius,
     topk_items,
 )
 from embvar.store import RunRecord, Store
@@ -115,12 +119,13 @@ def group_summary(
             )
     pairs = []
     for a, b in itertools.combinations(views, 2):
+        A, B = a.tables["item_embedding"], b.tables["item_embedding"]
         pairs.append(
             {
                 "runs": [a.record.run_id, b.record.run_id],
-                "procrustes": procrustes_distance(
-                    a.tables["item_embedding"], b.tables["item_embedding"]
-                ),
+                "relative_frobenius": relative_frobenius(A, B),
+                "mean_abs_difference": mean_abs_difference(A, B),
+                "procrustes": procrustes_distance(A, B),
                 f"knn_overlap@{k}": float(neighbor_overlap(a.knn, b.knn).mean()),
                 f"topk_overlap@{k}": float(neighbor_overlap(a.top, b.top).mean()),
             }
@@ -139,6 +144,10 @@ def group_summary(
                 "values": [v.test_rmse for v in views],
             },
             f"topk_overlap@{k}": stats([p[f"topk_overlap@{k}"] for p in pairs]),
+        },
+        "parameters": {
+            key: stats([p[key] for p in pairs])
+            for key in ("relative_frobenius", "mean_abs_difference")
         },
         "geometry": {
             "procrustes": stats([p["procrustes"] for p in pairs]),

@@ -68,7 +68,8 @@ _ENTRIES = [
         0.0,
         None,
         "lower",
-        "‖X − Y‖_F / ‖X‖_F, the same rows of two runs' tables compared directly",
+        "2 ‖X − Y‖_F / (‖X‖_F + ‖Y‖_F), the same rows of two runs' tables "
+        "compared directly",
         "nothing: a rotation of the space counts as a difference",
         "a standard matrix distance",
     ),
