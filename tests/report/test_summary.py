@@ -127,3 +127,11 @@ def test_frequency_reading_names_direction_and_strength(rho, interval, expected)
         "spearman": {"rho": rho, "interval": interval},
     }
     assert expected in frequency_reading(entry)
+
+
+def test_summary_sentences_tiny_perturbation_is_not_rounded_to_zero():
+    report = full_report()
+    for entry in report["attribution"]["perturbation"]:
+        entry["ratio"] = 1.2e-7
+    text = " ".join(summary_sentences(report))
+    assert "ends only 1.2e-07 times as far away as a new seed" in text

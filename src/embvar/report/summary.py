@@ -188,10 +188,18 @@ def _why(report: dict[str, Any]) -> list[str]:
             and entry.get("ratio") is not None
             and str(entry.get("metric", "")).startswith("procrustes")
         ):
-            out.append(
-                "Moving one initial weight by one unit in the last place ends "
-                f"{_pct(entry['ratio'])} as far away as a new seed."
-            )
+            ratio = float(entry["ratio"])
+            if ratio >= 0.01:
+                out.append(
+                    "Moving one initial weight by one unit in the last place "
+                    f"ends {_pct(ratio)} as far away as a new seed."
+                )
+            else:
+                out.append(
+                    "Moving one initial weight by one unit in the last place "
+                    f"ends only {ratio:.1e} times as far away as a new seed: "
+                    "training here does not amplify a tiny change into a new run."
+                )
             break
     return out
 
