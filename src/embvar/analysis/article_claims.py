@@ -151,9 +151,11 @@ def c5(
             f"squared distances, p = {permanova_row['p_value']:.3g}"
         )
     if perturbation and perturbation.get("ratio") is not None:
+        ratio = float(perturbation["ratio"])
+        share = f"{ratio:.0%}" if ratio >= 0.01 else f"{ratio:.1e} times"
         detail.append(
-            f"a one-ulp change of one initial weight ends "
-            f"{perturbation['ratio']:.0%} as far apart as a full reseed"
+            f"a one-ulp change of one initial weight ends {share} as far apart "
+            "as a full reseed"
         )
     part = make_part(
         "C5a",
