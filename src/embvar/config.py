@@ -46,6 +46,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
 )
@@ -93,6 +94,22 @@ _WORD_MODEL_DEFAULTS = {
 }
 
 
+class _Spec(BaseModel):
+    """A table of a study file: unknown keys rejected, true/false never a number."""
+
+    model_config = _STRICT
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_number(cls, v: Any, info: ValidationInfo) -> Any:
+        # Pydantic reads true as 1 for an int or float; in a study file it is a typo.
+        field = cls.model_fields.get(info.field_name or "")
+        numbers = (int, float, int | None, float | None)
+        if isinstance(v, bool) and field is not None and field.annotation in numbers:
+            raise ValueError("must be a number, not true or false")
+        return v
+
+
 def _drop_defaults(out: dict[str, Any], defaults: dict[str, Any]) -> None:
     for key, default in defaults.items():
         if key in out and out[key] == default:
@@ -102,7 +119,7 @@ def _drop_defaults(out: dict[str, Any], defaults: dict[str, Any]) -> None:
 Initializer = Literal["uniform", "glorot_uniform", "normal", "pretrained"]
 
 
-class DataSpec(BaseModel):
+class DataSpec(_Spec):
     """Which interactions to train on and how to split them."""
 
     model_config = _STRICT
@@ -131,7 +148,7 @@ class DataSpec(BaseModel):
         return out
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(_Spec):
     """The built-in matrix factorization, or a user's builder."""
 
     model_config = _STRICT
@@ -179,7 +196,7 @@ class ModelSpec(BaseModel):
         return out
 
 
-class TrainingSpec(BaseModel):
+class TrainingSpec(_Spec):
     """Optimizer and schedule of one run."""
 
     model_config = _STRICT
@@ -205,7 +222,7 @@ FACTOR_SECTIONS: dict[str, str] = {
 _SEED_FACTORS = (*SOURCES, "perturb", "repeat")
 
 
-class Design(BaseModel):
+class Design(_Spec):
     """One block of a study's plan: the cross product of its factors."""
 
     model_config = _STRICT
@@ -270,7 +287,7 @@ class AnalysisSpec(BaseModel):
     article_examples: bool = False
 
 
-class ExecutionSpec(BaseModel):
+class ExecutionSpec(_Spec):
     """Where a study's runs are trained; never part of a run's identity.
 
     ``executor``: "local" (this machine's process pool) or "ray";
@@ -310,13 +327,13 @@ class ExecutionSpec(BaseModel):
         unit = v.strip().lower()[len(number) :].strip()
         try:
             return int(float(number) * units[unit])
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):
             raise ValueError(
                 f"must be bytes or a size such as '2GiB' or '512MB'; got {v!r}"
             ) from None
 
 
-class Study(BaseModel):
+class Study(_Spec):
     """A validated study file."""
 
     model_config = _STRICT
@@ -337,6 +354,19 @@ class Study(BaseModel):
     def _name(cls, v: str) -> str:
         if v in (".", "..") or v.startswith("."):
             raise ValueError("must not start with '.' (it names a folder)")
+        return v
+
+    @field_validator("design")
+    @classmethod
+    def _design_names(cls, v: list[Design]) -> list[Design]:
+        # The report labels and attributes runs by design name.
+        names = [d.name for d in v]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(
+                    f"must give each design a name of its own; {name!r} names "
+                    f"{names.count(name)} designs"
+                )
         return v
 
 
@@ -436,14 +466,18 @@ def parse_study(
 ) -> Study:
     """Validate a parsed study table; apply the ``[quick]`` overrides if asked."""
     study = _validate(Study, raw, origin)
-    if quick and study.quick is not None:
+    if study.quick is not None:
+        # Checked with or without --quick: a typo in [quick] shows at once.
         merged = dict(raw)
         for section in ("data", "model", "training"):
             merged[section] = {**raw.get(section, {}), **getattr(study.quick, section)}
         if study.quick.design is not None:
             merged["design"] = raw["quick"]["design"]
         merged.pop("quick", None)
-        study = _validate(Study, merged, origin + " [quick]")
+        quick_study = _validate(Study, merged, origin + " [quick]")
+        plan_runs(quick_study)
+        if quick:
+            return quick_study
     plan_runs(study)  # rejects factor values that do not validate
     return study
 
@@ -549,6 +583,13 @@ def _check_family(data: DataSpec, model: ModelSpec, where: str) -> None:
         raise ConfigError(
             f"{where}: model.workers sets gensim's threads and applies to "
             f"model.kind = 'word2vec' only; got workers={model.workers} with "
+            f"kind={model.kind!r}."
+        )
+    if model.fit is not None and model.kind in ("factorization", "word2vec"):
+        raise ConfigError(
+            f"{where}: model.fit is a training hook for the skip-gram model or a "
+            f"builder 'package.module:function'; the built-in {model.kind!r} "
+            f"model trains without one; got fit={model.fit!r} with "
             f"kind={model.kind!r}."
         )
     if model.kind == "skipgram" and model.initializer == "pretrained":

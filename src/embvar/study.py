@@ -96,6 +96,21 @@ def check_inputs(specs: list[RunSpec], prepared: dict[str, PreparedData]) -> Non
     from embvar.limits import check_table_size
 
     seen: set[tuple[str, str, int]] = set()
+    hooks = {
+        (path, what)
+        for spec in specs
+        for path, what in (
+            (spec.model.kind, "model.kind"),
+            (spec.model.fit, "model.fit"),
+        )
+        if path is not None and ":" in path
+    }
+    if hooks:
+        # A builder or hook that cannot be imported fails every run: say so now.
+        from embvar.models.custom import load_function
+
+        for path, what in sorted(hooks):
+            load_function(path, what)
     for spec in specs:
         data = prepared[data_key(spec.data, spec.seeds["split"])]
         if spec.data.kind == "text":  # a corpus: one word table to size
@@ -127,6 +142,53 @@ def check_inputs(specs: list[RunSpec], prepared: dict[str, PreparedData]) -> Non
                     f"numbers (NaN marks a row it does not cover); {bad} of "
                     f"{len(table)} rows hold inf."
                 )
+
+
+def check_analysable(prepared: dict[str, PreparedData]) -> None:
+    """Reject data too small for the analysis, before anything is trained.
+
+    The report compares each item's and user's ``K`` nearest neighbours and
+    each user's top-``K`` recommendations among the items they did not rate
+    in training, so it needs more than ``K`` users and items and ``K`` unseen
+    items for every user.
+
+    Raises
+    ------
+    DataError
+        Naming the data, what the analysis needs and what the data holds.
+    """
+    import numpy as np
+
+    from embvar.analysis.distances import K
+    from embvar.errors import DataError
+
+    for data in prepared.values():
+        if getattr(data, "interactions", None) is None:  # a corpus
+            continue
+        inter = data.interactions
+        where = f"the data {inter.name or data.key!r}"
+        need = (
+            f"the analysis compares {K} nearest neighbours and top-{K} "
+            f"recommendations, so it needs at least {K + 1} users and {K + 1} "
+            f"items and {K} items every user did not rate in training"
+        )
+        if inter.n_users <= K or inter.n_items <= K:
+            raise DataError(
+                f"{where} is too small: {need}; it holds {inter.n_users} users "
+                f"and {inter.n_items} items."
+            )
+        pairs = np.unique(
+            np.asarray(data.train_users, np.int64) * inter.n_items
+            + np.asarray(data.train_items, np.int64)
+        )
+        counts = np.bincount(pairs // inter.n_items, minlength=inter.n_users)
+        worst = int(np.argmax(counts))
+        if inter.n_items - counts[worst] < K:
+            raise DataError(
+                f"{where} is too small: {need}; user "
+                f"{inter.user_ids[worst : worst + 1].tolist()[0]!r} rated "
+                f"{counts[worst]} of the {inter.n_items} items in training."
+            )
 
 
 def run_study(
@@ -203,6 +265,8 @@ def run_study(
     from embvar.execution.base import executor_for
 
     executor = executor_for(study.execution, executor, address=address, workers=workers)
+    if analyze:
+        check_analysable(prepared)
     store = Store(directory)
     try:
         saved = store.get_meta("study_name")

@@ -156,6 +156,19 @@ def _too_many_runs(ctx: Ctx) -> list[str]:
     return ctx.run(ctx.study(body))
 
 
+def _dense_rows(n_users: int, n_items: int) -> str:
+    """Every user rates every item: no user has 10 unseen items."""
+    rows = [
+        f"{u},{i},{1 + (u + i) % 5}" for u in range(n_users) for i in range(n_items)
+    ]
+    return "user,item,rating\n" + "\n".join(rows) + "\n"
+
+
+def _report_json(ctx: Ctx, text: str, command: str) -> list[str]:
+    (ctx.store / "report.json").write_text(text)
+    return [command, str(ctx.store)]
+
+
 def _dup_rows(n_users: int = 3) -> str:
     return "user,item,rating\n1,1,4\n1,1,5\n2,2,3\n2,1,3\n"
 
@@ -240,6 +253,32 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
         ["factor 'init' must list at least one value"],
     ),
     "runs-above-max": (_too_many_runs, ["plans more than 10000 runs"]),
+    "type-bool-as-number": (
+        lambda c: c.run(c.study("[training]\nepochs = true\n")),
+        ["training.epochs must be a number, not true or false", "True"],
+    ),
+    "range-memory-infinite": (
+        lambda c: c.run(c.study('[execution]\nmemory = "1e400"\n')),
+        ["execution.memory must be bytes or a size", "'1e400'"],
+    ),
+    "design-names-repeat": (
+        lambda c: c.run(
+            c.study('[[design]]\nname = "a"\n[[design]]\nname = "a"\nreplicates = 2\n')
+        ),
+        ["design must give each design a name of its own", "'a' names 2 designs"],
+    ),
+    "quick-typo-without-quick": (
+        lambda c: c.run(c.study("[quick]\ntraining = { epoch = 3 }\n")),
+        ["[quick]", "unknown key 'epoch' in training"],
+    ),
+    "fit-hook-ignored-by-factorization": (
+        lambda c: c.run(c.study('[model]\nfit = "os:path"\n')),
+        ["model.fit is a training hook", "got fit='os:path'", "'factorization'"],
+    ),
+    "builder-not-importable": (
+        lambda c: c.run(c.study('[model]\nkind = "no_such_module_xyz:build"\n')),
+        ["model.kind 'no_such_module_xyz:build'", "cannot import"],
+    ),
     "pretrained-not-named": (
         lambda c: c.run(c.study('[model]\ninitializer = "pretrained"\n')),
         ["model.pretrained must name"],
@@ -274,6 +313,10 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
             )
         ),
         ["column 'rating'", "must hold finite numbers", "2 of 4 values"],
+    ),
+    "data-too-small-for-analysis": (
+        lambda c: c.run(c.study("", data=c.csv(_dense_rows(12, 12)))),
+        ["is too small", "at least 11 users and 11 items", "of the 12 items"],
     ),
     "data-missing-path": (
         lambda c: c.run(c.study("", data=c.tmp / "gone.csv")),
@@ -363,6 +406,20 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
         ["cannot open the run store", "not a database"],
     ),
     "dir-is-a-file": (_dir_is_file, ["cannot open the run store", "a-file"]),
+    "claims-report-not-an-object": (
+        lambda c: _report_json(c, "[1, 2]", "claims"),
+        ["report.json' must hold a JSON object; got list"],
+    ),
+    "claims-report-claim-not-an-object": (
+        lambda c: _report_json(c, '{"claims": {"claims": [1]}}', "claims"),
+        ["report.json claims.claims must be a list of objects"],
+    ),
+    "claims-report-effect-not-a-number": (
+        lambda c: _report_json(
+            c, '{"claims": {"claims": [{"id": "C1", "effect": "big"}]}}', "claims"
+        ),
+        ["claim 'C1' must have a number or null effect", "'big'"],
+    ),
     "runs-not-a-store": (
         lambda c: ["runs", str(c.tmp)],
         ["is not an embvar study directory"],
