@@ -163,7 +163,7 @@ def claims(
     table = Table("claim", "verdict", "metric", "effect", "95% interval")
     for r in rows:
         low, high = r["interval"] or (None, None)
-        interval = "" if low is None else f"[{low:.3g}, {high:.3g}]"
+        interval = "" if None in (low, high) else f"[{low:.3g}, {high:.3g}]"
         effect = "" if r["effect"] is None else f"{r['effect']:.3g}"
         table.add_row(r["id"], r["verdict"], r["metric"] or "", effect, interval)
     console.print(table)

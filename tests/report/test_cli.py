@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from embvar.cli import app
@@ -47,6 +48,39 @@ def test_cli_report_adds_a_determinism_audit_found_beside_it(tmp_path):
     assert result.exit_code == 0, result.output
     page = (tmp_path / "report.html").read_text()
     assert 'id="determinism"' in page and 'href="determinism.json"' in page
+
+
+EDITED_REPORTS = [
+    {"groups": 5, "summary": 7, "study": "x", "data": [1], "runs": "r"},
+    {
+        "groups": [
+            1,
+            {
+                "label": "<b>g</b>",
+                "geometry": 3,
+                "function": {"test_rmse": {"mean": "a"}},
+            },
+        ]
+    },
+    {
+        "kind": "compare",
+        "compare": 3,
+        "summary": [{"a": 1}],
+        "entities": {"least_stable": [2]},
+    },
+]
+
+
+@pytest.mark.parametrize("doc", EDITED_REPORTS, ids=range(len(EDITED_REPORTS)))
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_cli_report_of_an_edited_report_json_draws_what_it_can(tmp_path, doc, as_json):
+    # A report.json edited into shapes the renderer does not know: the page
+    # and the summary show what they can, never a traceback.
+    (tmp_path / "report.json").write_text(json.dumps(doc))
+    args = ["report", str(tmp_path), *(["--json"] if as_json else [])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.exception
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_cli_report_missing_directory_is_store_error(tmp_path):

@@ -457,26 +457,53 @@ def claims_table(report: dict[str, Any]) -> list[dict[str, Any]]:
             "claims = 'article' (e.g. `embvar study article`)."
         )
     rows = []
-    for c in claims:
-        rows.append(
-            {
-                "id": c["id"],
-                "verdict": c["verdict"],
-                "metric": c["metric"],
-                "effect": c["effect"],
-                "interval": c["interval"],
-                "statement": c["claim"],
-            }
-        )
-        for p in c["parts"]:
-            rows.append(
-                {
-                    "id": p["id"],
-                    "verdict": p["verdict"],
-                    "metric": p["metric"],
-                    "effect": p["effect"],
-                    "interval": p["interval"],
-                    "statement": p["statement"],
-                }
-            )
+    for c in _claim_entries(claims, "claims.claims"):
+        rows.append(_claim_row(c, "claim"))
+        for p in _claim_entries(c.get("parts") or [], f"claim {c['id']!r} parts"):
+            rows.append(_claim_row(p, "statement"))
     return rows
+
+
+def _claim_entries(entries: Any, where: str) -> list[dict[str, Any]]:
+    """The claims (or parts) of a report, checked for the shape the table reads."""
+    from embvar.errors import DataError
+
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries
+    ):
+        raise DataError(
+            f"report.json {where} must be a list of objects with an 'id'; got "
+            f"{str(entries)[:80]!r}; run the study again to rewrite it."
+        )
+    return entries
+
+
+def _claim_row(c: dict[str, Any], text: str) -> dict[str, Any]:
+    from embvar.errors import DataError
+
+    effect, interval = c.get("effect"), c.get("interval")
+    number = (int, float)
+    if not (
+        (effect is None or isinstance(effect, number))
+        and (
+            interval is None
+            or (
+                isinstance(interval, list)
+                and len(interval) == 2
+                and all(x is None or isinstance(x, number) for x in interval)
+            )
+        )
+    ):
+        raise DataError(
+            f"report.json claim {c['id']!r} must have a number or null effect "
+            f"and a [low, high] or null interval; got effect={effect!r}, "
+            f"interval={interval!r}; run the study again to rewrite it."
+        )
+    return {
+        "id": c["id"],
+        "verdict": str(c.get("verdict")),
+        "metric": c.get("metric"),
+        "effect": effect,
+        "interval": interval,
+        "statement": c.get(text),
+    }

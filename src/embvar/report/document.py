@@ -168,8 +168,14 @@ def read_report(directory: str | Path) -> dict[str, Any]:
 
     path = Path(directory) / REPORT_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise StoreError(
             f"cannot read {str(path)!r}: {exc}; run the study first."
         ) from exc
+    if not isinstance(doc, dict):
+        raise StoreError(
+            f"{str(path)!r} must hold a JSON object; got {type(doc).__name__}; "
+            "run the study again to rewrite it."
+        )
+    return doc

@@ -107,10 +107,16 @@ def build_sections(report: dict[str, Any]) -> list[Section]:
     return out
 
 
+def _object(report: dict[str, Any], key: str) -> dict[str, Any]:
+    """``report[key]`` where it is an object; {} where missing or of another type."""
+    value = report.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The header's lines: data, runs, when and by what, where."""
     facts = []
-    data = report.get("data") or {}
+    data = _object(report, "data")
     if data.get("kind") == "text":
         stemmed = ", benchmarks stemmed" if data.get("benchmarks_stemmed") else ""
         facts.append(
@@ -136,9 +142,9 @@ def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
                 ),
             )
         )
-    runs = report.get("runs") or {}
+    runs = _object(report, "runs")
     if report.get("kind") == "compare":
-        files = (report.get("compare") or {}).get("files") or []
+        files = _object(report, "compare").get("files") or []
         facts.append(
             (
                 "Tables",
@@ -146,7 +152,8 @@ def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
         )
     elif runs:
-        n_groups = len(report.get("groups") or [])
+        groups = report.get("groups")
+        n_groups = len(groups) if isinstance(groups, list) else 0
         facts.append(
             (
                 "Runs",
@@ -157,7 +164,7 @@ def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
                 ),
             )
         )
-    if (report.get("study") or {}).get("quick"):
+    if _object(report, "study").get("quick"):
         facts.append(
             (
                 "Plan",
@@ -179,7 +186,7 @@ def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _title(report: dict[str, Any]) -> str:
-    study = report.get("study") or {}
+    study = _object(report, "study")
     if report.get("title"):
         return str(report["title"])
     if isinstance(report.get("cells"), list) and "verdict" in report:
@@ -219,7 +226,7 @@ def render_html(report: dict[str, Any], *, json_name: str = "report.json") -> st
         bodies.append(markupsafe.Markup(body))
     css = (_TEMPLATES / "report.css").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
-    study = report.get("study") or {}
+    study = _object(report, "study")
     return env.get_template("report.html.j2").render(
         title=_title(report),
         description=study.get("description", ""),

@@ -16,9 +16,21 @@ __all__ = ["print_summary", "print_runs", "summary_json"]
 
 
 def _fmt(stat: dict[str, Any] | None, digits: int = 3) -> str:
-    if not stat or stat.get("mean") is None:
+    if not isinstance(stat, dict) or not all(
+        isinstance(stat.get(k), int | float) for k in ("mean", "sd")
+    ):
         return "-"
     return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a report list; anything else (an edited report) is skipped."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _sentences(report: dict[str, Any]) -> list[str]:
+    value = report.get("summary")
+    return [str(s) for s in value] if isinstance(value, list) else []
 
 
 def print_summary(
@@ -30,10 +42,13 @@ def print_summary(
     """Print the groups table and the summary sentences of a report."""
     from embvar.report.sections import group_labels
 
-    groups = report.get("groups") or []
+    groups = _dicts(report.get("groups"))
     if groups:
+        study = report.get("study")
         name = (
-            (report.get("study") or {}).get("name") or report.get("title") or "report"
+            (study.get("name") if isinstance(study, dict) else None)
+            or report.get("title")
+            or "report"
         )
         table = Table(title=Text(f"{name}: variation between seed replicates"))
         for col in (
@@ -46,7 +61,10 @@ def print_summary(
         ):
             table.add_column(col, justify="left" if col == "group" else "right")
         for g, label in zip(groups, group_labels(groups), strict=False):
-            geo, fun = g.get("geometry") or {}, g.get("function") or {}
+            geo, fun = (
+                v if isinstance(v, dict) else {}
+                for v in (g.get("geometry"), g.get("function"))
+            )
             knn = next((v for k, v in geo.items() if k.startswith("knn")), None)
             top = next((v for k, v in fun.items() if k.startswith("topk")), None)
             table.add_row(
@@ -58,7 +76,7 @@ def print_summary(
                 _fmt(top),
             )
         console.print(table)
-    for sentence in report.get("summary") or []:
+    for sentence in _sentences(report):
         console.print(sentence, markup=False)
     if path:
         where = f"{path} and {html}" if html else path
@@ -79,10 +97,10 @@ def summary_json(
         labels, and the paths of ``report.json`` and ``report.html``.
     """
     out: dict[str, Any] = {
-        "summary": report.get("summary") or [],
+        "summary": _sentences(report),
         "groups": [
             {k: v for k, v in g.items() if k != "pairs"}
-            for g in report.get("groups") or []
+            for g in _dicts(report.get("groups"))
         ],
     }
     if report.get("claims") is not None:
@@ -96,7 +114,7 @@ def summary_json(
     if isinstance(entities, dict):
         out["least_stable"] = [
             {k: row.get(k) for k in ("id", "label", "frequency", "overlap")}
-            for row in entities.get("least_stable") or []
+            for row in _dicts(entities.get("least_stable"))
         ]
     out["report"] = path
     out["html"] = html
