@@ -301,6 +301,42 @@ def _band(s: dict[str, Any]) -> tuple[list | None, list | None]:
     return None, None
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _remaining_text(summ: dict[str, Any], last_epoch: Any) -> dict[str, str]:
+    """The "left of the start (or peak)" cell: the share, what it is a share of.
+
+    Returns ``{"left": main text, "left_note": small text}``. A share of the
+    peak says which epoch peaked; a curve that peaks at the last epoch has
+    shrunk by nothing, so the cell says it grew instead of "100% of the peak".
+    """
+    remaining = summ.get("remaining")
+    if not isinstance(remaining, (int, float)) or remaining != remaining:
+        return {"left": "–", "left_note": ""}
+    iv = summ.get("remaining_interval") or [None, None]
+    interval = (
+        f"[{_pct(iv[0])}, {_pct(iv[1])}]" if len(iv) == 2 and None not in iv else ""
+    )
+    if summ.get("reference_kind") != "peak":
+        return {"left": _pct(remaining), "left_note": interval}
+    initial = summ.get("initial")
+    # ``initial`` is in distance form (1 - overlap), so "alike" fits both.
+    start = (
+        "nearly alike at the start"
+        if isinstance(initial, (int, float)) and initial < 0.01
+        else "closer at the start"
+    )
+    peak_at = summ.get("reference_epoch")
+    if peak_at is None or peak_at == last_epoch:
+        return {"left": "grew", "left_note": f"{start}, most apart at the last epoch"}
+    return {
+        "left": f"{_pct(remaining)} of the peak",
+        "left_note": f"{interval} {start}, most apart at epoch {peak_at}".strip(),
+    }
+
+
 @section("dynamics", "dynamics")
 def dynamics(report: dict[str, Any]) -> Section | None:
     """Instability per epoch: does training wash the initial difference out?
@@ -354,6 +390,7 @@ def dynamics(report: dict[str, Any]) -> Section | None:
                         "stopped": summ.get("stopped"),
                         "reference": summ.get("reference_kind"),
                         "initial": summ.get("initial"),
+                        **_remaining_text(summ, s["epochs"][-1]),
                     }
                 )
         ylim = (

@@ -1,0 +1,70 @@
+"""Known answers for the words and numbers around the report's figures and tables."""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+
+from embvar.report.html import build_sections, render_html
+from tests.report.fixture import full_report, minimal_report
+
+
+def _with(keys: list[str]) -> dict:
+    """The minimal report plus some of the full report's keys."""
+    full = full_report()
+    report = minimal_report()
+    for k in keys:
+        report[k] = copy.deepcopy(full[k])
+    return report
+
+
+def _section(report: dict, sid: str):
+    return next(s for s in build_sections(report) if s.id == sid)
+
+
+def _text(page: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def _dynamics_row(report: dict, label: str) -> str:
+    page = render_html(report)
+    table = page[page.index("left of the start") :]
+    table = table[: table.index("</table>")]
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", table, re.S) if label in r)
+    return _text(row)
+
+
+def test_dynamics_share_of_an_earlier_peak_is_shown():
+    report = _with(["dynamics"])
+    order = next(s for s in report["dynamics"]["series"] if s["kind"] == "order")
+    order["summary"].update(
+        initial=0.0,
+        reference_kind="peak",
+        reference_epoch=1,
+        remaining=0.83,
+        remaining_interval=[0.82, 0.84],
+        epochs_to_half=2,
+    )
+    row = _dynamics_row(report, "order only")
+    assert "83% of the peak" in row
+    assert "[82%, 84%]" in row
+    assert "most apart at epoch 1" in row
+    assert "then grew" not in row
+
+
+def test_dynamics_peak_at_last_epoch_says_grew():
+    report = _with(["dynamics"])
+    order = next(s for s in report["dynamics"]["series"] if s["kind"] == "order")
+    order["summary"].update(
+        initial=0.0, reference_kind="peak", reference_epoch=3, remaining=1.0
+    )
+    row = _dynamics_row(report, "order only")
+    assert "grew" in row and "most apart at the last epoch" in row
+    assert "100%" not in row
+
+
+def test_dynamics_header_names_half_of_the_change():
+    page = render_html(_with(["dynamics"]))
+    assert "epochs to half of the change" in page
+    assert ">epochs to half<" not in page
