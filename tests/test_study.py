@@ -61,8 +61,31 @@ def test_run_study_saves_mapping_and_split(finished_study):
 
 def test_run_study_again_trains_nothing(finished_study):
     path, out, _ = finished_study
+    written = (out / "report.json").stat().st_mtime_ns
     again = run_study(path, out)
     assert again.trained == [] and again.skipped == 4
+    # Nothing changed: the report is kept, not computed again.
+    assert again.report_reused
+    assert (out / "report.json").stat().st_mtime_ns == written
+    assert again.report["runs"]["done"] == 4
+    forced = run_study(path, out, reanalyze=True)
+    assert not forced.report_reused
+    assert (out / "report.json").stat().st_mtime_ns != written
+
+
+def test_report_key_changes_with_runs_and_study(finished_study):
+    from embvar.config import load_study, plan_runs
+    from embvar.report.document import report_key
+
+    path, out, _ = finished_study
+    study = load_study(path)
+    specs = plan_runs(study)
+    with Store(out) as store:
+        key = report_key(store, study, specs)
+        assert report_key(store, study, specs) == key
+        assert report_key(store, study, specs[:-1]) != key
+        other = study.model_copy(update={"description": "changed"})
+        assert report_key(store, other, specs) != key
 
 
 def test_run_study_other_study_in_same_directory_refused(finished_study, tmp_path):

@@ -71,6 +71,13 @@ def study(
             "replicas, or independent (one fit per run)."
         ),
     ] = "auto",
+    reanalyze: Annotated[
+        bool,
+        typer.Option(
+            "--reanalyze",
+            help="Analyse again even where nothing changed since the last report.",
+        ),
+    ] = False,
 ) -> None:
     """Train a study's unfinished runs, analyse them, write report.json and .html."""
     from embvar.report.terminal import print_summary, summary_json
@@ -84,6 +91,7 @@ def study(
         executor=executor,
         address=address,
         trainer=trainer,
+        reanalyze=reanalyze,
         progress=not no_progress and not as_json and sys.stderr.isatty(),
     )
     report = outcome.report or {}
@@ -95,9 +103,15 @@ def study(
             json.dumps(summary_json(report, str(outcome.report_path), html))
         )
     else:
+        kept = (
+            " Nothing changed since the last report, so it was kept "
+            "(--reanalyze to analyse again)."
+            if outcome.report_reused
+            else ""
+        )
         console.print(
             f"{len(outcome.trained)} runs trained, {outcome.skipped} already "
-            f"finished, {len(outcome.failed)} failed.",
+            f"finished, {len(outcome.failed)} failed.{kept}",
             markup=False,
         )
         print_summary(report, console, str(outcome.report_path), html)

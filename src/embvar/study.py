@@ -52,6 +52,8 @@ class StudyOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] | None = None
     report_path: Path | None = None
+    # True when nothing changed since the last report, which was kept as it was.
+    report_reused: bool = False
 
 
 def default_directory(study: Study, quick: bool) -> Path:
@@ -203,6 +205,7 @@ def run_study(
     analyze: bool = True,
     lease_s: float = 600.0,
     trainer: str = "auto",
+    reanalyze: bool = False,
 ) -> StudyOutcome:
     """Train every unfinished run of a study and write its report.
 
@@ -230,7 +233,11 @@ def run_study(
     progress : bool
         Show a progress bar on the terminal.
     analyze : bool
-        Analyse the finished runs and write ``report.json``.
+        Analyse the finished runs and write ``report.json``. Where nothing
+        the report depends on changed since it was written (the study, the
+        runs, the analysis code), the written report is kept.
+    reanalyze : bool
+        Analyse and write the report again even so.
     lease_s : float
         How long a claim on a run lasts without renewal. This process renews
         its claims every ``lease_s / 3`` seconds while it works; a run whose
@@ -332,9 +339,15 @@ def run_study(
             store.release_dead_claims()
 
         if analyze:
-            from embvar.report.document import write_report
+            from embvar.report.document import current_report, write_report
 
-            outcome.report, outcome.report_path = write_report(store, study, specs)
+            kept = None if reanalyze else current_report(store, study, specs)
+            if kept is not None:
+                logger.info("nothing changed since the last report; kept it")
+                outcome.report_reused = True
+            else:
+                kept = write_report(store, study, specs)
+            outcome.report, outcome.report_path = kept
         return outcome
     finally:
         store.close()

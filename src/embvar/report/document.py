@@ -150,8 +150,54 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
     return to_json_safe(report)
 
 
+def report_key(store: Store, study: Study, specs: list[RunSpec]) -> str:
+    """Return a digest of everything a study's report is computed from.
+
+    The study's settings, every planned run's status and attempts, and the
+    source of the code that analyses and draws (``analysis/``, ``metrics/``,
+    ``report/``): the same key means the same report.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(json.dumps(study.model_dump(mode="json"), sort_keys=True).encode())
+    records = {r.run_id: r for r in store.runs()}
+    for spec in specs:
+        r = records.get(spec.run_id)
+        state = None if r is None else [r.status, r.attempts, r.diverged_epoch]
+        h.update(json.dumps([spec.run_id, state]).encode())
+    package = Path(__file__).resolve().parents[1]
+    for folder in ("analysis", "metrics", "report"):
+        for code in sorted((package / folder).rglob("*")):
+            if code.suffix in (".py", ".j2", ".css") and code.is_file():
+                h.update(code.relative_to(package).as_posix().encode())
+                h.update(code.read_bytes())
+    h.update(__version__.encode())
+    return h.hexdigest()
+
+
+def current_report(
+    store: Store, study: Study, specs: list[RunSpec]
+) -> tuple[dict, Path] | None:
+    """Return the study's written report if nothing it depends on has changed."""
+    from embvar.report.html import HTML_NAME
+
+    path = store.root / REPORT_NAME
+    if store.get_meta("report_key") != report_key(store, study, specs):
+        return None
+    if not (store.root / HTML_NAME).is_file():
+        return None
+    from embvar.errors import EmbvarError
+
+    try:
+        return read_report(store.root), path
+    except EmbvarError:
+        return None
+
+
 def write_report(store: Store, study: Study, specs: list[RunSpec]) -> tuple[dict, Path]:
     """Build the report, write it atomically to ``report.json`` and ``report.html``."""
+    key = report_key(store, study, specs)  # before: a run finishing meanwhile
     report = build_report(store, study, specs)
     path = store.root / REPORT_NAME
     # A unique temporary name: two processes finishing one study may both write.
@@ -159,6 +205,7 @@ def write_report(store: Store, study: Study, specs: list[RunSpec]) -> tuple[dict
     from embvar.report.html import HTML_NAME, write_html
 
     write_html(report, store.root / HTML_NAME)
+    store.set_meta("report_key", key)
     return report, path
 
 
