@@ -68,3 +68,21 @@ def test_dynamics_header_names_half_of_the_change():
     page = render_html(_with(["dynamics"]))
     assert "epochs to half of the change" in page
     assert ">epochs to half<" not in page
+
+
+def test_methods_procrustes_says_d_is_reported_and_what_it_means():
+    page = _text(render_html(minimal_report()))
+    assert "reported: d (not d²)" in page
+    # The plain reading's arithmetic: 1 - 0.857² = 0.2655.
+    assert "d = 0.857 means only 1 − 0.857² ≈ 27% is shared" in page
+    assert round(100 * (1 - 0.857**2)) == 27
+
+
+def test_methods_relative_displacement_is_the_plotted_quantity():
+    from embvar.report.methods import metric_info
+
+    info = metric_info("relative_displacement")
+    assert info.name == "relative displacement"
+    assert (info.low, info.high) == (0.0, 2.0)
+    assert "own length" in info.formula
+    assert metric_info("displacement").name != info.name

@@ -69,7 +69,8 @@ _ENTRIES = [
         None,
         "lower",
         "2 ‖X − Y‖_F / (‖X‖_F + ‖Y‖_F), the same rows of two runs' tables "
-        "compared directly",
+        "compared directly; reported as is, in [0, 2]: two unrelated random "
+        "tables of equal norm score about √2 ≈ 1.41",
         "nothing: a rotation of the space counts as a difference",
         "a standard matrix distance",
     ),
@@ -94,7 +95,10 @@ _ENTRIES = [
         1.0,
         "lower",
         "centre both tables, scale each to unit Frobenius norm; "
-        "d² = min over rotations R and scale s of ‖X − s·Y·R‖²_F = 1 − ‖XᵀY‖²_*",
+        "d² = min over rotations R and scale s of ‖X − s·Y·R‖²_F = 1 − ‖XᵀY‖²_*; "
+        "reported: d (not d²). 1 − d² is the share of the structure the two "
+        "runs have in common after the best rotation: d = 0.857 means only "
+        "1 − 0.857² ≈ 27% is shared",
         "rotation, reflection, translation and isotropic scaling",
         "Schönemann (1966), Psychometrika 31; Gower (1975), Psychometrika 40",
     ),
@@ -169,7 +173,8 @@ _ENTRIES = [
         0.0,
         1.0,
         "higher",
-        "‖U_Xᵀ U_Y‖²_F / max(d_X, d_Y) with U the left singular vectors",
+        "‖U_Xᵀ U_Y‖²_F / max(r_X, r_Y) with U the left singular vectors and r "
+        "the tables' ranks",
         "any invertible linear map of either table",
         "May, Zhang, Dao & Ré (2019), NeurIPS",
     ),
@@ -201,7 +206,7 @@ _ENTRIES = [
     MetricInfo(
         "displacement",
         "geometry",
-        "aligned displacement",
+        "displacement from the consensus",
         "0 = no movement",
         0.0,
         2.0,
@@ -221,6 +226,22 @@ _ENTRIES = [
         "lower",
         "√n · ‖x_i − s·y_i·R‖ per entity, with both tables centred and of unit "
         "Frobenius norm, R and s the Procrustes rotation and scale of Y onto X",
+        "rotation, reflection, translation and isotropic scaling",
+        "Schönemann (1966), Psychometrika 31",
+    ),
+    MetricInfo(
+        "relative_displacement",
+        "geometry",
+        "relative displacement",
+        "0 = same vector, 2 = opposite vectors",
+        0.0,
+        2.0,
+        "lower",
+        "‖x_i − s·y_i·R‖ / ((‖x_i‖ + ‖s·y_i·R‖) / 2) per entity, with both "
+        "tables centred and of unit Frobenius norm, R and s the Procrustes "
+        "rotation and scale of Y onto X: how far the entity's vector moves "
+        "between two runs, in units of its own length; about √2 ≈ 1.41 for "
+        "unrelated vectors of equal length",
         "rotation, reflection, translation and isotropic scaling",
         "Schönemann (1966), Psychometrika 31",
     ),
