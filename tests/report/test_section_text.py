@@ -86,3 +86,24 @@ def test_methods_relative_displacement_is_the_plotted_quantity():
     assert (info.low, info.high) == (0.0, 2.0)
     assert "own length" in info.formula
     assert metric_info("displacement").name != info.name
+
+
+def _caption(report: dict, sid: str, i: int = 0) -> str:
+    return _section(report, sid).figures[i].caption
+
+
+def test_levels_caption_names_parameters_only_when_measured():
+    report = minimal_report()
+    assert "parameters" in report["groups"][0]
+    caption = _caption(report, "levels")
+    assert "from the raw coordinates (parameters) through" in caption
+    assert "Not measured" not in caption
+    page = render_html(report)
+    assert "Not measured in this report" not in page
+    assert ">relative Frobenius distance<" in page
+
+    del report["groups"][0]["parameters"]
+    caption = _caption(report, "levels")
+    assert "raw coordinates" not in caption
+    assert "Not measured here: parameters." in caption
+    assert "Not measured in this report: parameters." in render_html(report)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -154,6 +155,18 @@ class StripPanel:
     xlim: tuple[float, float] | None = None
 
 
+def _wrap(text: str, width: int) -> str:
+    """``text`` wrapped line by line to ``width`` characters."""
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False) or line
+        for line in text.split("\n")
+    )
+
+
+# Panels per row of a strip chart: more would leave each too narrow for its title.
+_STRIP_COLS = 4
+
+
 def strip_chart(panels: Sequence[StripPanel], labels: Sequence[str]) -> str:
     """Draw metrics side by side, groups as rows, a dot per value, mean marked.
 
@@ -161,6 +174,7 @@ def strip_chart(panels: Sequence[StripPanel], labels: Sequence[str]) -> str:
     ----------
     panels : sequence of StripPanel
         One per metric, in reading order (parameters, geometry, function).
+        More than four are laid out in rows of (nearly) equal length.
     labels : sequence of str
         One per group, top to bottom.
 
@@ -169,11 +183,16 @@ def strip_chart(panels: Sequence[StripPanel], labels: Sequence[str]) -> str:
     svg : str
     """
     n_groups = len(labels)
-    n_cols = len(panels)
-    height = 1.15 + 0.34 * n_groups
+    grid_rows = math.ceil(len(panels) / _STRIP_COLS)
+    n_cols = math.ceil(len(panels) / grid_rows)
+    label_in = min(3.2, 0.4 + 0.065 * max((len(str(x)) for x in labels), default=0))
+    panel_in = (WIDTH_IN - label_in) / n_cols
+    chars = max(12, int(panel_in * 12))
+    height = (1.35 + 0.34 * n_groups) * grid_rows
     with rc_context(_RC):
         fig = _figure(WIDTH_IN, height)
-        axes = fig.subplots(1, n_cols, sharey=True, squeeze=False)[0]
+        grid = fig.subplots(grid_rows, n_cols, sharey=True, squeeze=False)
+        axes = grid.ravel()
         rng = np.random.default_rng(0)  # jitter only, so dots do not hide
         y = np.arange(n_groups)[::-1]
         for ax, panel in zip(axes, panels, strict=False):
@@ -203,13 +222,16 @@ def strip_chart(panels: Sequence[StripPanel], labels: Sequence[str]) -> str:
                 ax.set_xlim(panel.xlim[0] - pad, panel.xlim[1] + pad)
             else:
                 ax.margins(x=0.15)
-            ax.set_title(panel.title, fontsize=9.5)
-            ax.set_xlabel(panel.note, fontsize=8, color="#555555")
+            ax.set_title(_wrap(panel.title, chars), fontsize=9.5)
+            ax.set_xlabel(_wrap(panel.note, int(chars * 1.15)), fontsize=8, color="#555555")
             ax.grid(axis="y", visible=False)
             ax.set_ylim(-0.6, n_groups - 0.4)
-        axes[0].set_yticks(y, labels=list(labels))
-        for ax in axes[1:]:
-            ax.tick_params(axis="y", length=0)
+        for row in grid:
+            row[0].set_yticks(y, labels=list(labels))
+            for ax in row[1:]:
+                ax.tick_params(axis="y", length=0)
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
         return _svg(fig)
 
 

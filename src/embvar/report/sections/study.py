@@ -156,6 +156,30 @@ def _identical_pairs(report: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+_LEVEL_WORDS = {
+    "parameters": "the raw coordinates (parameters)",
+    "geometry": "the shape of the space (geometry)",
+    "function": "what the model predicts (function)",
+}
+
+
+def _levels_reading(present: list[str]) -> str:
+    """How Figure 1's panels run, naming only the levels it draws."""
+    words = [_LEVEL_WORDS[lv] for lv in LEVELS if lv in present and lv in _LEVEL_WORDS]
+    if not words:
+        return ""
+    if len(words) == 1:
+        text = f"All panels measure {words[0]}."
+    elif len(words) == 2:
+        text = f"Panels run from {words[0]} to {words[1]}."
+    else:
+        text = f"Panels run from {words[0]} through {words[1]} to {words[2]}."
+    missing = [lv for lv in LEVELS if lv not in present]
+    if missing:
+        text += f" Not measured here: {', '.join(missing)}."
+    return text
+
+
 @section("levels", "groups")
 def levels(report: dict[str, Any]) -> Section | None:
     """Parameters, geometry and function side by side, per group of runs.
@@ -227,9 +251,7 @@ def levels(report: dict[str, Any]) -> Section | None:
                 "Dot plot: one row per group of runs, one panel per metric.",
                 "How far apart runs are, per group of seed replicates and per "
                 "metric. Each dot is one pair of runs (for test RMSE, one run); the "
-                "black tick is the mean. Panels run from the raw coordinates "
-                "(parameters) through the shape of the space (geometry) to what the "
-                "model predicts (function).",
+                f"black tick is the mean. {_levels_reading(list(columns))}",
                 paths,
             )
         )
