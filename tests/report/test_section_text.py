@@ -107,3 +107,18 @@ def test_levels_caption_names_parameters_only_when_measured():
     assert "raw coordinates" not in caption
     assert "Not measured here: parameters." in caption
     assert "Not measured in this report: parameters." in render_html(report)
+
+
+def test_dynamics_caption_perturbation_only_when_the_data_has_it():
+    report = _with(["dynamics"])
+    caption = _caption(report, "dynamics")
+    assert "one-ulp" in caption  # the fixture has a perturbed twin
+    report["dynamics"]["series"] = [
+        s for s in report["dynamics"]["series"] if s["kind"] != "perturb"
+    ]
+    caption = _caption(report, "dynamics")
+    assert "one-ulp" not in caption and "dashed" not in caption
+    assert "(initial values or data order) or in every source" in caption
+    assert "noise" not in caption
+    assert "towards 'same' (0 for distances, 1 for overlaps)" in caption
+    assert "a falling line" not in caption

@@ -22,6 +22,8 @@ __all__ = [
     "group_labels",
     "fmt_number",
     "fmt_fixed",
+    "join_words",
+    "source_words",
 ]
 
 SEED_SOURCES = ("init", "order", "noise", "split", "perturb")
@@ -203,6 +205,31 @@ def group_labels(groups: list[dict[str, Any]]) -> list[str]:
 
 def _metric_keys(group: dict[str, Any], level: str) -> list[str]:
     return [k for k, v in (group.get(level) or {}).items() if _is_stat(v)]
+
+
+SOURCE_WORDS = {
+    "init": "initial values",
+    "order": "data order",
+    "noise": "noise (dropout, negative sampling)",
+    "split": "train/test split",
+}
+
+
+def join_words(words: list[str], last: str = "and") -> str:
+    """``["a", "b", "c"]`` as ``"a, b and c"``."""
+    words = [w for w in words if w]
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+def source_words(sources: Any) -> str:
+    """The sources of randomness a design varies, in words ("initial values and
+    data order"); only those given, in the usual order."""
+    given = [str(x) for x in sources or []]
+    known = [x for x in SOURCE_WORDS if x in given]
+    other = [x for x in given if x not in SOURCE_WORDS and x not in ("all", "perturb")]
+    return join_words([SOURCE_WORDS[x] for x in known] + other)
 
 
 def _source_color(name: str, i: int) -> str:

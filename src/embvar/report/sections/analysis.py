@@ -18,8 +18,11 @@ from embvar.report.sections._common import (
     _is_stat,
     _mean,
     _metric_keys,
+    SOURCE_WORDS,
     _source_color,
     group_labels,
+    join_words,
+    source_words,
     non_dominated,
     section,
 )
@@ -337,6 +340,39 @@ def _remaining_text(summ: dict[str, Any], last_epoch: Any) -> dict[str, str]:
     }
 
 
+def _dynamics_caption(kinds: list[str]) -> str:
+    """Figure 3's caption, naming only the kinds of pairs the data has."""
+    single = [k for k in SOURCE_WORDS if k in kinds]
+    which = []
+    if single:
+        which.append(
+            "in one source of randomness only ("
+            + join_words([SOURCE_WORDS[k] for k in single], "or")
+            + ")"
+        )
+    if "all" in kinds:
+        which.append("in every source")
+    if "perturb" in kinds:
+        which.append(
+            "(dashed) by a one-ulp perturbation of one initial weight"
+        )
+    text = (
+        "Each metric between pairs of runs after every epoch (epoch 0: the initial "
+        "values, before any training)"
+    )
+    if which:
+        text += ", for pairs that differ " + join_words(which, "or")
+    text += (
+        "; the line is the mean over the pairs, the band its 95% bootstrap "
+        "interval. A line moving towards 'same' (0 for distances, 1 for "
+        "overlaps) means training washes the difference out; one moving away "
+        "means training makes the runs drift apart."
+    )
+    if any(k in kinds for k in ("order", "noise", "split")):
+        text += " Pairs that share their initial values start the same."
+    return text
+
+
 @section("dynamics", "dynamics")
 def dynamics(report: dict[str, Any]) -> Section | None:
     """Instability per epoch: does training wash the initial difference out?
@@ -407,12 +443,7 @@ def dynamics(report: dict[str, Any]) -> Section | None:
     fig = FigureBlock(
         fg.band_lines(panels),
         "Line charts of the difference between runs after each epoch.",
-        "Each metric between pairs of runs after every epoch (epoch 0: the initial "
-        "values, before any training), for pairs that differ in one source of "
-        "randomness only, in every source, or (dashed) by a one-ulp perturbation; "
-        "the line is the mean over the pairs, the band its 95% bootstrap interval. "
-        "Pairs that share their initial values start identical; a falling line "
-        "means training washes the difference out.",
+        _dynamics_caption([str(s.get("kind") or "") for s in series]),
         [f"{path}[*].mean", f"{path}[*].lo", f"{path}[*].hi"],
     )
     return Section(
