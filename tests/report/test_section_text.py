@@ -122,3 +122,11 @@ def test_dynamics_caption_perturbation_only_when_the_data_has_it():
     assert "noise" not in caption
     assert "towards 'same' (0 for distances, 1 for overlaps)" in caption
     assert "a falling line" not in caption
+
+
+def test_attribution_lead_names_only_the_sources_varied():
+    report = _with(["attribution"])
+    assert report["attribution"]["sources"] == ["init", "order"]
+    lead = _section(report, "attribution").lead
+    assert "(here initial values and data order)" in lead
+    assert "noise" not in lead

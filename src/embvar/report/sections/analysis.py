@@ -151,13 +151,14 @@ def attribution(report: dict[str, Any]) -> Section | None:
         paths,
     )
     sources = att.get("sources") or []
+    named = source_words(sources)
     return Section(
         "attribution",
         "Which source causes it",
         lead="In a crossed design every combination of the seeds' levels is trained "
-        "once, so some pairs of runs differ in one source of randomness only "
-        "(initial values, data order, noise) and the variation can be split "
-        "between the sources.",
+        "once, so some pairs of runs differ in one source of randomness only"
+        + (f" (here {named})" if named else "")
+        + " and the variation can be split between the sources.",
         data={
             "design": att.get("design"),
             "group": att.get("group"),
