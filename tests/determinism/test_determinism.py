@@ -170,6 +170,35 @@ def test_function_target_names_module_function():
     assert (target.seed, target.other_seed) == (0, 1)
 
 
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ("no_such_module_xyz:train", "cannot import 'no_such_module_xyz'"),
+        ("missing/train.py:train", "training script 'missing/train.py'"),
+    ],
+)
+def test_function_target_missing_module_or_script_raises_at_once(reference, message):
+    # Found before any process starts (an audit of nothing used to train
+    # every cell, each run failing, and exit 0).
+    with pytest.raises(ConfigError, match=message):
+        function_target(reference)
+
+
+def test_determinism_audit_unloadable_function_stops_after_one_process(tmp_path):
+    script = tmp_path / "broken.py"
+    script.write_text("def train(:\n")
+    started = []
+    with pytest.raises(ConfigError, match="cannot load the training function: Synt"):
+        determinism_audit(
+            f"{script}:train",
+            directory=tmp_path / "out" / "audit",
+            pitfalls=False,
+            progress=started.append,
+        )
+    assert len(started) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_determinism_bad_run_exits_2(monkeypatch, capsys, tmp_path):
     from embvar import cli
 

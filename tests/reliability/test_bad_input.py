@@ -156,6 +156,14 @@ def _too_many_runs(ctx: Ctx) -> list[str]:
     return ctx.run(ctx.study(body))
 
 
+def _module(ctx: Ctx, code: str) -> str:
+    """A module on sys.path (the case's folder) holding ``code``; its name."""
+    (ctx.tmp / "embvar_bad_builder.py").write_text(code + "\n")
+    sys.path.insert(0, str(ctx.tmp))
+    sys.modules.pop("embvar_bad_builder", None)
+    return "embvar_bad_builder"
+
+
 def _dense_rows(n_users: int, n_items: int) -> str:
     """Every user rates every item: no user has 10 unseen items."""
     rows = [
@@ -274,6 +282,10 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
     "fit-hook-ignored-by-factorization": (
         lambda c: c.run(c.study('[model]\nfit = "os:path"\n')),
         ["model.fit is a training hook", "got fit='os:path'", "'factorization'"],
+    ),
+    "builder-raises-on-import": (
+        lambda c: c.run(c.study(f'[model]\nkind = "{_module(c, "1/0")}:build"\n')),
+        ["importing 'embvar_bad_builder' raised ZeroDivisionError", "fix the module"],
     ),
     "builder-not-importable": (
         lambda c: c.run(c.study('[model]\nkind = "no_such_module_xyz:build"\n')),
@@ -419,6 +431,10 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
             c, '{"claims": {"claims": [{"id": "C1", "effect": "big"}]}}', "claims"
         ),
         ["claim 'C1' must have a number or null effect", "'big'"],
+    ),
+    "determinism-no-such-module": (
+        lambda c: ["determinism", "no_such_module_xyz:train", "--dir", str(c.store)],
+        ["cannot import 'no_such_module_xyz'", "no such module"],
     ),
     "runs-not-a-store": (
         lambda c: ["runs", str(c.tmp)],

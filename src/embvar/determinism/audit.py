@@ -42,7 +42,7 @@ from embvar.checks import check_float, check_int
 from embvar.config import RunSpec, Study
 from embvar.errors import ConfigError
 from embvar.manifest import diff_manifests
-from embvar.determinism.worker import launch
+from embvar.determinism.worker import UNLOADABLE, launch
 from embvar.determinism.records import compare_records, compare_steps
 from embvar.determinism.recorder import RunRecord, load_record
 from embvar.determinism.target import AuditTarget, function_target, spec_target
@@ -275,6 +275,12 @@ def determinism_audit(
     else:
         work = Path(tempfile.mkdtemp(prefix="embvar-determinism-"))
     say = progress or (lambda line: logger.info("%s", line))
+    # The outermost folder this audit would create, to remove if it fails.
+    new_dir = None
+    for folder in [out_dir, *out_dir.parents] if out_dir is not None else []:
+        if folder.exists():
+            break
+        new_dir = folder
     try:
         document = _audit(
             target,
@@ -287,6 +293,11 @@ def determinism_audit(
             keep_runs,
             say,
         )
+    except ConfigError:  # the function cannot be loaded: leave nothing behind
+        shutil.rmtree(work, ignore_errors=True)
+        if new_dir is not None:
+            shutil.rmtree(new_dir, ignore_errors=True)
+        raise
     finally:
         if not keep_runs or out_dir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -406,6 +417,8 @@ def _audit(
                 continue
             say(f"{cell.label}: replicate {rep + 1} of {replicates}")
             record = _train(target, cell, work / cell.id / f"rep{rep}")
+            if (record.error or "").startswith(UNLOADABLE):
+                raise ConfigError(f"{record.error.rstrip('.')}; nothing was written.")
             records[cell.id].append(record)
             n_processes += 1
             if rep > 0:

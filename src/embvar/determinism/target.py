@@ -105,6 +105,8 @@ def function_target(
         lambda, a nested function) or ``kwargs`` is not JSON.
     """
     reference = function if isinstance(function, str) else _reference(function)
+    if isinstance(function, str):
+        _check_findable(reference)
     try:
         json.dumps(kwargs or {})
     except (TypeError, ValueError) as exc:
@@ -182,3 +184,37 @@ def _reference(function: Callable[..., Any]) -> str:
             )
         return f"{Path(path).resolve()}:{name}"
     return f"{module}:{name}"
+
+
+def _check_findable(reference: str) -> None:
+    """Reject a script or module that does not exist, without importing it."""
+    import importlib.machinery
+    import importlib.util
+    import os
+
+    module, sep, name = reference.rpartition(":")
+    if not sep or not module or not name:
+        raise ConfigError(
+            "the training function must be given as 'package.module:function' "
+            f"or 'path/to/file.py:function'; got {reference!r}."
+        )
+    if module.endswith(".py"):
+        if not Path(module).is_file():
+            raise ConfigError(
+                f"training script {module!r} of {reference!r} does not exist or is "
+                "not a file."
+            )
+        return
+    top = module.split(".")[0]
+    # The worker imports what this process can, and from the working directory.
+    try:
+        found = importlib.util.find_spec(top) is not None or (
+            importlib.machinery.PathFinder.find_spec(top, [os.getcwd()]) is not None
+        )
+    except (ImportError, ValueError):  # an empty or relative name
+        found = False
+    if not found:
+        raise ConfigError(
+            f"cannot import {top!r} for the training function {reference!r}: no such "
+            "module; install it or add its folder to PYTHONPATH."
+        )

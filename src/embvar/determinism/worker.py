@@ -26,6 +26,10 @@ from typing import Any
 
 __all__ = ["apply_settings", "launch", "main", "resolve_function", "train_runs"]
 
+#: How a run's error begins when the training function could not be loaded:
+#: the audit stops at the first such run (every other would fail the same).
+UNLOADABLE = "cannot load the training function: "
+
 # Seconds one worker process may take before the audit gives up on it.
 DEFAULT_TIMEOUT = 1800
 
@@ -101,7 +105,12 @@ def train_runs(request: dict[str, Any], *, tracer: Any = None) -> list[Path]:
     try:
         function = resolve_function(target["function"])
     except Exception as exc:  # every run records why it could not start
-        failure = f"{type(exc).__name__}: {exc}"
+        from embvar.errors import ConfigError
+
+        why = (
+            str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+        )
+        failure = UNLOADABLE + " ".join(why.split())
         return [
             Recorder(run["dir"]).close(0.0, error=failure, manifest=collect_manifest())
             for run in request["runs"]

@@ -135,6 +135,11 @@ def load_function(path: str, what: str) -> Callable[..., Any]:
             f"{what} {path!r}: cannot import {module_name!r} ({exc}); install the "
             "package or add its folder to PYTHONPATH."
         ) from exc
+    except Exception as exc:  # the module's own code failed as it ran
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ConfigError(
+            f"{what} {path!r}: importing {module_name!r} raised {why}; fix the module."
+        ) from exc
     fn = getattr(module, name, None)
     if not callable(fn):
         raise ConfigError(
