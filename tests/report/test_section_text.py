@@ -130,3 +130,17 @@ def test_attribution_lead_names_only_the_sources_varied():
     lead = _section(report, "attribution").lead
     assert "(here initial values and data order)" in lead
     assert "noise" not in lead
+
+
+def test_frequency_labels_match_the_pairs_kind_and_other_figures():
+    report = _with(["frequency"])
+    entry = report["frequency"][0]
+    entry["pairs_kind"] = "all"
+    displaced = copy.deepcopy(entry)
+    displaced.update(metric="relative_displacement", pairs_kind="init")
+    report["frequency"].append(displaced)
+    caption = _caption(report, "frequency")
+    assert "differ in 'every source' or 'init only'" in caption
+    assert "every seed" not in caption
+    assert "in units of the vector's own length" in caption
+    assert "every seed differs" not in render_html(report)

@@ -503,7 +503,17 @@ def binned_chart(panels: Sequence[BinPanel], *, xlabel: str) -> str:
                     f"{b}\nn={_compact(c)}"
                     for b, c in zip(p.bins, p.counts, strict=True)
                 ]
-            ax.set_xticks(x, labels=ticks, fontsize=7.5)
+            # Labels wider than their bin's share of the axis would run into
+            # each other ("128–255256–511"): tilt them.
+            per_bin = (width / cols - 0.9) / max(len(p.bins), 1)
+            longest = max((len(str(b)) for b in p.bins), default=0)
+            if longest * 7.5 * 0.62 / 72 > 0.8 * per_bin:
+                ax.set_xticks(
+                    x, labels=ticks, fontsize=7.5, rotation=35, ha="right",
+                    rotation_mode="anchor",
+                )
+            else:
+                ax.set_xticks(x, labels=ticks, fontsize=7.5)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(p.ylabel)
             ax.set_title(p.title, fontsize=9.5)

@@ -525,11 +525,13 @@ def frequency_reading(entry: dict[str, Any]) -> str | None:
     )
 
 
+# The same names as in the attribution and dynamics figures, for the same kinds.
 _KIND_LABELS = {
-    "all": "every seed differs",
-    "init": "init seed only differs",
-    "order": "order seed only differs",
-    "noise": "noise seed only differs",
+    "all": "every source",
+    "init": "init only",
+    "order": "order only",
+    "noise": "noise only",
+    "split": "split only",
 }
 
 
@@ -616,14 +618,35 @@ def frequency(report: dict[str, Any]) -> Section | None:
                 bounds=(info.low, info.high),
             )
         )
+    kinds = [str(e.get("pairs_kind") or "") for e in entries if isinstance(e, dict)]
+    named = [f"'{_KIND_LABELS[k]}'" for k in _KIND_LABELS if k in kinds]
+    pairs = (
+        f"for pairs of runs that differ in {join_words(named, 'or')} (as in "
+        "Figures 2 and 3)"
+        if named
+        else "for pairs of runs"
+    )
+    displacement = any(
+        str(e.get("metric", "")).startswith("relative_displacement")
+        for e in entries
+        if isinstance(e, dict)
+    )
     fig = FigureBlock(
         fg.binned_chart(drawn, xlabel="training interactions per entity (bin)"),
         "Line charts of per-entity stability by frequency bin.",
         "Each entity's stability between pairs of runs against how often it occurs "
-        "in the training data, in bins of doubling width, for pairs of runs that "
-        "differ in every seed or in one seed only; each point is the mean over the "
-        "entities in the bin (n under the bin) with its 95% bootstrap interval. The "
-        "rank correlations (Spearman ρ) use every entity, not the bins.",
+        f"in the training data, in bins of doubling width, {pairs}; each point is "
+        "the mean over the entities in the bin (n under the bin) with its 95% "
+        "bootstrap interval. The rank correlations (Spearman ρ) use every entity, "
+        "not the bins."
+        + (
+            " Relative displacement: how far an entity's vector moves between two "
+            "runs after the best rotation and scale of one table onto the other, "
+            "in units of the vector's own length (0 = same vector, about 1.41 = "
+            "unrelated vectors, 2 = opposite)."
+            if displacement
+            else ""
+        ),
         paths,
     )
     return Section(
