@@ -144,3 +144,17 @@ def test_frequency_labels_match_the_pairs_kind_and_other_figures():
     assert "every seed" not in caption
     assert "in units of the vector's own length" in caption
     assert "every seed differs" not in render_html(report)
+
+
+def test_permanova_p_value_at_its_floor_and_pseudo_f_note():
+    from embvar.report.sections.analysis import _p_text
+
+    assert _p_text(0.001, 999) == "≤ 0.001"
+    assert _p_text(0.002, 999) == "0.002"
+    assert _p_text(1 / 10000, 9999) == "≤ 0.0001"
+    assert _p_text(None, 999) == "–"
+    report = _with(["attribution"])
+    report["attribution"]["permanova"][0]["rows"][0]["p_value"] = 0.001
+    page = _text(render_html(report))
+    assert "≤ 0.001" in page
+    assert "never F tables" in page

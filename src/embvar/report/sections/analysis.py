@@ -224,6 +224,21 @@ def perturbation(report: dict[str, Any]) -> Section | None:
     )
 
 
+def _p_text(p: Any, permutations: Any) -> str:
+    """A permutation p-value; at its floor 1/(permutations + 1), "≤ floor".
+
+    With 999 permutations no p-value can be below 0.001, so 0.001 means
+    "as small as this test can show", not "exactly 0.001".
+    """
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or p != p:
+        return "–"
+    if isinstance(permutations, int) and permutations > 0:
+        floor = 1.0 / (permutations + 1)
+        if p <= floor * (1 + 1e-9):
+            return f"≤ {floor:.2g}" if floor < 0.001 else f"≤ {floor:.3f}"
+    return f"{p:.3f}"
+
+
 @section("permanova", "attribution.permanova")
 def permanova(report: dict[str, Any]) -> Section | None:
     """PERMANOVA: the distance-based partition of variation per source.
@@ -248,7 +263,12 @@ def permanova(report: dict[str, Any]) -> Section | None:
                     "metric": name,
                     "permutations": t.get("permutations"),
                     "n_runs": t.get("n_runs"),
-                    "rows": t["rows"],
+                    "rows": [
+                        {**r, "p_text": _p_text(r.get("p_value"), t.get("permutations"))}
+                        if isinstance(r, dict)
+                        else r
+                        for r in t["rows"]
+                    ],
                     "path": f"{path}[{i}].rows"
                     if isinstance(value, list)
                     else f"{path}.rows",
