@@ -158,3 +158,15 @@ def test_permanova_p_value_at_its_floor_and_pseudo_f_note():
     page = _text(render_html(report))
     assert "≤ 0.001" in page
     assert "never F tables" in page
+
+
+def test_runs_table_seconds_labelled_when_replica_groups_share_time():
+    report = minimal_report()
+    for row in report["runs"]["table"]:
+        row["seconds"] = 3.4963
+    page = _text(render_html(report))
+    assert "seconds per run; replica groups share their time" in page
+    for i, row in enumerate(report["runs"]["table"]):
+        row["seconds"] = 1.0 + i / 7
+    page = _text(render_html(report))
+    assert "replica groups share" not in page

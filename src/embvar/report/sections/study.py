@@ -415,10 +415,15 @@ def methods(report: dict[str, Any]) -> Section | None:
         for k in r.get("factors") or {}:
             if k not in factor_names:
                 factor_names.append(k)
+    # Runs trained together as one replica group are each given the group's
+    # time divided by its size: equal seconds, to the last bit, give them away.
+    seconds = [r.get("seconds") for r in runs if isinstance(r.get("seconds"), float)]
+    shared_seconds = len(seconds) != len(set(seconds))
     return Section(
         "methods",
         "Methods",
         data={
+            "shared_seconds": shared_seconds,
             "metrics": used,
             "study": study,
             "data": report.get("data"),
