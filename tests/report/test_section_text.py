@@ -170,3 +170,28 @@ def test_runs_table_seconds_labelled_when_replica_groups_share_time():
         row["seconds"] = 1.0 + i / 7
     page = _text(render_html(report))
     assert "replica groups share" not in page
+
+
+def test_sd_in_fixed_point_never_exponent():
+    from embvar.report.sections._common import fmt_pm, fmt_sd
+
+    assert fmt_sd(3.42e-04) == "0.00034"
+    assert fmt_sd(3.23e-05) == "0.000032"
+    assert fmt_sd(0.222) == "0.222"
+    assert fmt_sd(0.0) == "0.000"
+    assert fmt_sd(3.228e-05, 4) == "0.000032"
+    stat = {"n": 3, "mean": 0.15512, "sd": 3.42e-04, "min": 0.155, "max": 0.156}
+    assert fmt_pm(stat) == "0.155\u00a0±\u00a00.00034"
+    assert fmt_pm({**stat, "n": 1}) == "0.155"
+    report = minimal_report()
+    report["groups"][0]["geometry"]["knn_overlap@10"] = stat
+    page = render_html(report)
+    assert "0.155\u00a0±\u00a00.00034" in page
+    assert "e-04" not in page
+
+
+def test_description_crosses_with_times_sign():
+    report = minimal_report()
+    report["study"]["description"] = "MF: init x order seeds, optimizer x learning rate."
+    page = render_html(report)
+    assert "init × order seeds, optimizer × learning rate." in page

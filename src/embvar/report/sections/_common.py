@@ -22,6 +22,8 @@ __all__ = [
     "group_labels",
     "fmt_number",
     "fmt_fixed",
+    "fmt_pm",
+    "fmt_sd",
     "join_words",
     "source_words",
 ]
@@ -244,6 +246,35 @@ def fmt_fixed(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:.{digits}f}"
+
+
+def fmt_sd(sd: Any, digits: int = 3) -> str:
+    """A standard deviation in fixed-point notation, never as 3.42e-04.
+
+    ``digits`` decimals, like the mean beside it; an sd too small to show
+    there gets the decimals its first two significant digits need (at most
+    eight): 3.42e-04 reads 0.00034, 3.23e-05 reads 0.000032.
+    """
+    if sd is None or isinstance(sd, bool) or not isinstance(sd, (int, float)):
+        return "–"
+    if not math.isfinite(sd):
+        return "–"
+    decimals = digits
+    if 0 < abs(sd) < 10**-digits:
+        decimals = min(8, 1 - math.floor(math.log10(abs(sd))))
+    return f"{sd:.{decimals}f}"
+
+
+def fmt_pm(stat: Any, digits: int = 3) -> str:
+    """``mean ± sd`` of a summary, both in fixed-point notation."""
+    if not isinstance(stat, dict) or stat.get("mean") is None:
+        return "–"
+    mean = fmt_fixed(stat["mean"], digits)
+    sd = stat.get("sd")
+    if sd is None or (stat.get("n") or 2) < 2:
+        return mean
+    # No-break spaces keep "mean ± sd" on one line when cells wrap (print).
+    return f"{mean}\u00a0±\u00a0{fmt_sd(sd, digits)}"
 
 
 def fmt_number(x: Any, digits: int = 3) -> str:

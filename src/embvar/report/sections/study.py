@@ -16,6 +16,7 @@ from embvar.report.sections._common import (
     _first,
     _main_group_index,
     _metric_keys,
+    fmt_pm,
     group_labels,
     section,
 )
@@ -180,6 +181,13 @@ def _levels_reading(present: list[str]) -> str:
     return text
 
 
+def _cell(stat: Any, key: str) -> Any:
+    """A summary with its ``mean ± sd`` text (4 decimals for RMSE, else 3)."""
+    if not isinstance(stat, dict):
+        return stat
+    return {**stat, "pm_text": fmt_pm(stat, 4 if key == "test_rmse" else 3)}
+
+
 @section("levels", "groups")
 def levels(report: dict[str, Any]) -> Section | None:
     """Parameters, geometry and function side by side, per group of runs.
@@ -204,7 +212,7 @@ def levels(report: dict[str, Any]) -> Section | None:
     labels = group_labels(groups)
     for gi, g in enumerate(groups):
         cells = {
-            level: [(g.get(level) or {}).get(k) for k in keys]
+            level: [_cell((g.get(level) or {}).get(k), k) for k in keys]
             for level, keys in columns.items()
         }
         rows.append(
