@@ -14,11 +14,22 @@ three levels of variation:
 
 each averaged over every pair of runs in the group, with the pairs and the
 run ids behind every number.
+
+A group may mix pairs of runs that share a seed (a crossed init x order
+design holds pairs with the same init seed) with pairs that differ in every
+seed. Only the latter are what a practitioner gets by training again with
+new seeds, so each group also reports, under ``reseeded``, the same figures
+over the pairs that differ in every *reseed source*: every seed source whose
+seed differs between some two runs of the study with the same model kind,
+less the sources the model never draws from (the built-in factorization
+draws nothing while training, so its ``noise`` seed changes nothing; see
+:mod:`embvar.seeds`). Seeds are compared as recorded in ``spec["seeds"]``.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +45,30 @@ from embvar.metrics import (
     relative_frobenius,
     topk_items,
 )
+from embvar.seeds import SOURCES
 from embvar.store import RunRecord, Store
 
-__all__ = ["RunView", "load_run_views", "group_runs", "group_summary", "summarize"]
+__all__ = [
+    "RunView",
+    "load_run_views",
+    "group_runs",
+    "group_summary",
+    "summarize",
+    "reseed_sources",
+    "INERT_SOURCES",
+]
 
 SEED_KEYS = ("init", "order", "noise", "split", "perturb", "replicate", "repeat")
+
+#: Seed sources a model kind never draws from: a difference there changes
+#: nothing, so it does not count when asking whether two runs were reseeded.
+INERT_SOURCES: dict[str, tuple[str, ...]] = {"factorization": ("noise",)}
+
+_PAIR_METRICS = {
+    "function": ("topk_overlap",),
+    "parameters": ("relative_frobenius", "mean_abs_difference"),
+    "geometry": ("procrustes", "knn_overlap"),
+}
 
 
 @dataclass
@@ -96,14 +126,65 @@ def load_run_views(store: Store, records: list[RunRecord]) -> list[RunView]:
     return views
 
 
+def reseed_sources(records: Iterable[RunRecord]) -> dict[str, list[str]]:
+    """Return, per model kind, the seed sources a reseed changes.
+
+    A source counts when its recorded seed (``spec["seeds"]``) differs
+    between some two of ``records`` of that model kind, and the kind draws
+    from it (see :data:`INERT_SOURCES`).
+    """
+    seeds: dict[str, dict[str, set[Any]]] = {}
+    for r in records:
+        kind = r.spec.get("model", {}).get("kind", "factorization")
+        per = seeds.setdefault(kind, {})
+        for s in SOURCES:
+            per.setdefault(s, set()).add((r.spec.get("seeds") or {}).get(s))
+    return {
+        kind: [
+            s
+            for s in SOURCES
+            if len(per[s]) > 1 and s not in INERT_SOURCES.get(kind, ())
+        ]
+        for kind, per in seeds.items()
+    }
+
+
+def _reseeded(a: RunRecord, b: RunRecord, sources: Sequence[str]) -> bool:
+    """Whether two runs differ in the seed of every source in ``sources``."""
+    sa, sb = a.spec.get("seeds") or {}, b.spec.get("seeds") or {}
+    return bool(sources) and all(sa.get(s) != sb.get(s) for s in sources)
+
+
+def _pair_levels(pairs: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """The per-level stats of ``pairs`` (each a pair's values by metric)."""
+    out: dict[str, Any] = {}
+    for level, names in _PAIR_METRICS.items():
+        out[level] = {}
+        for name in names:
+            key = f"{name}@{k}" if name.endswith("overlap") else name
+            out[level][key] = stats([p[key] for p in pairs if key in p])
+    return out
+
+
 def group_summary(
     views: list[RunView],
     data: PreparedData,
     *,
     k: int = 10,
     seen: sp.csr_matrix | None = None,
+    sources: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Return the group's figures, with every pair's values and run ids."""
+    """Return the group's figures, with every pair's values and run ids.
+
+    ``sources`` are the reseed sources (see :func:`reseed_sources`; default:
+    those whose seed varies within the group, less the model's inert ones).
+    ``reseeded`` holds the figures over the pairs that differ in all of them
+    (``n_pairs`` 0 where none does); each pair says whether it is
+    ``reseeded``.
+    """
+    if sources is None:
+        kind = views[0].record.spec.get("model", {}).get("kind", "factorization")
+        sources = reseed_sources(v.record for v in views).get(kind, [])
     seen = seen_matrix(data) if seen is None else seen
     for v in views:
         V = v.tables["item_embedding"]
@@ -128,8 +209,10 @@ def group_summary(
                 "procrustes": procrustes_distance(A, B),
                 f"knn_overlap@{k}": float(neighbor_overlap(a.knn, b.knn).mean()),
                 f"topk_overlap@{k}": float(neighbor_overlap(a.top, b.top).mean()),
+                "reseeded": _reseeded(a.record, b.record, sources),
             }
         )
+    reseeded = [p for p in pairs if p["reseeded"]]
     first = views[0].record.spec
     return {
         "group": views[0].record.group_key,
@@ -152,6 +235,11 @@ def group_summary(
         "geometry": {
             "procrustes": stats([p["procrustes"] for p in pairs]),
             f"knn_overlap@{k}": stats([p[f"knn_overlap@{k}"] for p in pairs]),
+        },
+        "reseeded": {
+            "sources": list(sources),
+            "n_pairs": len(reseeded),
+            **_pair_levels(reseeded, k),
         },
         "pairs": pairs,
     }
@@ -193,6 +281,7 @@ def summarize(
     out = []
     seen_cache: dict[str, sp.csr_matrix] = {}
     records_all = [r for r in store.runs() if run_ids is None or r.run_id in run_ids]
+    sources = reseed_sources(records_all)
     for records in group_runs(records_all).values():
         if len(records) < 2:
             continue
@@ -200,5 +289,14 @@ def summarize(
         if data.key not in seen_cache:
             seen_cache[data.key] = seen_matrix(data)
         views = load_run_views(store, records)
-        out.append(group_summary(views, data, k=k, seen=seen_cache[data.key]))
+        kind = records[0].spec.get("model", {}).get("kind", "factorization")
+        out.append(
+            group_summary(
+                views,
+                data,
+                k=k,
+                seen=seen_cache[data.key],
+                sources=sources.get(kind, []),
+            )
+        )
     return out

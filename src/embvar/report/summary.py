@@ -42,10 +42,32 @@ def _setting(label: str) -> str:
     return "the default settings" if label == "defaults" else label
 
 
+def _reseeded(g: dict[str, Any]) -> dict[str, Any] | None:
+    """The group's figures over pairs that differ in every seed, if any."""
+    r = g.get("reseeded")
+    if isinstance(r, dict) and (r.get("n_pairs") or 0) > 0:
+        return r
+    return None
+
+
+def _figures(g: dict[str, Any], level: str) -> dict[str, Any] | None:
+    """A level's pair figures: over reseeded pairs where the group has them."""
+    r = _reseeded(g)
+    return (r or g).get(level)
+
+
+def _sources(names: list[str]) -> str:
+    names = [str(n) for n in names]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _how_much(g: dict[str, Any]) -> list[str]:
     out = []
-    knn = _stat(g.get("geometry"), "knn_overlap")
-    proc = _stat(g.get("geometry"), "procrustes")
+    reseeded = _reseeded(g)
+    knn = _stat(_figures(g, "geometry"), "knn_overlap")
+    proc = _stat(_figures(g, "geometry"), "procrustes")
     parts = []
     if knn:
         k = knn[0].partition("@")[2] or "k"
@@ -60,11 +82,28 @@ def _how_much(g: dict[str, Any]) -> list[str]:
             "shared structure)"
         )
     if parts:
+        if reseeded is not None:
+            names = reseeded.get("sources") or []
+            seeds = _sources([f"the {n}" for n in names]) + " seed"
+            who = (
+                "two runs trained with new seeds (the "
+                f"{reseeded['n_pairs']} pairs of its {g['n_runs']} runs that "
+                f"differ in {'both ' if len(names) == 2 else ''}{seeds})"
+            )
+        elif isinstance(g.get("reseeded"), dict):
+            who = (
+                f"{g['n_runs']} runs that differ only in their seeds (over all "
+                f"{len(g.get('pairs') or []) or 'their'} pairs: no pair differs in "
+                "every seed)"
+            )
+        else:
+            who = f"{g['n_runs']} runs that differ only in their seeds"
         out.append(
-            f"With {_setting(g['label'])}, {g['n_runs']} runs that differ only in "
-            "their seeds learn different item embeddings: " + ", and ".join(parts) + "."
+            f"With {_setting(g['label'])}, {who} learn different item embeddings: "
+            + ", and ".join(parts)
+            + "."
         )
-    top = _stat(g.get("function"), "topk_overlap")
+    top = _stat(_figures(g, "function"), "topk_overlap")
     rmse = (g.get("function") or {}).get("test_rmse") or {}
     fparts = []
     if top:
@@ -84,22 +123,34 @@ def _how_much(g: dict[str, Any]) -> list[str]:
 
 
 def _across(report: dict[str, Any]) -> list[str]:
-    groups = [g for g in report.get("groups") or [] if _stat(g.get("geometry"), "knn")]
+    """Most and least stable settings, over reseeded pairs where a group has
+    them."""
+    groups = [
+        g for g in report.get("groups") or [] if _stat(_figures(g, "geometry"), "knn")
+    ]
     if len(groups) < 2:
         return []
 
     def overlap(x: dict[str, Any]) -> float:
-        return _stat(x["geometry"], "knn")[1]["mean"]  # type: ignore[index]
+        return _stat(_figures(x, "geometry"), "knn")[1]["mean"]  # type: ignore[index]
+
+    def kept(x: dict[str, Any]) -> str:
+        note = "" if _reseeded(x) is not None or "reseeded" not in x else ", all pairs"
+        return f"{_pct(overlap(x))} kept{note}"
 
     best = max(groups, key=overlap)
     worst = min(groups, key=overlap)
     if best is worst or math.isclose(overlap(best), overlap(worst)):
         return []
+    pairs = (
+        " between runs that differ in every seed"
+        if any(_reseeded(g) is not None for g in (best, worst))
+        else ""
+    )
     return [
-        "Across settings, neighbourhoods are most stable with "
-        f"{_setting(best['label'])} ({_pct(overlap(best))} kept) and least with "
-        f"{_setting(worst['label'])} "
-        f"({_pct(overlap(worst))})."
+        f"Across settings, neighbourhoods{pairs} are most stable with "
+        f"{_setting(best['label'])} ({kept(best)}) and least with "
+        f"{_setting(worst['label'])} ({kept(worst)})."
     ]
 
 
@@ -136,8 +187,11 @@ def _why(report: dict[str, Any]) -> list[str]:
             + "."
         )
         break
-    # The group's mean mixes pairs that share some seeds with full reseeds.
-    for entry in att.get("distance") or []:
+    # The group's mean mixes pairs that share some seeds with full reseeds
+    # (unless the headline already counts only pairs that differ in every seed).
+    main = main_group(report)
+    headline_reseeded = main is not None and _reseeded(main) is not None
+    for entry in [] if headline_reseeded else att.get("distance") or []:
         metric = str(entry.get("metric", ""))
         every = next(
             (
