@@ -2,8 +2,12 @@
 
 For the study's main group of seed replicates (the group with the most
 runs), every item's k nearest neighbours (cosine) are found in every run,
-and the item's *stability* is its neighbour overlap averaged over all pairs
-of runs (:func:`embvar.metrics.entity_stability_table`). The report
+and the item's *stability* is its neighbour overlap averaged over the pairs
+of runs that differ in every seed (the group's ``reseeded`` pairs, see
+:mod:`embvar.analysis.groups`), or over all pairs where the group has none.
+Pairs that share the init seed would make items training never touches
+(no ratings: their rows keep their initial values) look perfectly stable,
+though a new init seed leaves them nothing in common. The report
 lists the items that keep the fewest neighbours, with their titles and
 training frequencies, and shows a few of their neighbours in two runs side
 by side, so a reader sees what "unstable" means for one movie.
@@ -29,6 +33,24 @@ TABLE = "item_embedding"
 def _frequent_threshold(freq: np.ndarray) -> int:
     """At least 10 training interactions, and in the top quarter by frequency."""
     return int(max(10, np.percentile(freq, 75)))
+
+
+def _unseen(
+    freq: np.ndarray, overlap: np.ndarray, overlap_all: np.ndarray
+) -> dict[str, Any]:
+    """The items with no training interaction: how many, and how stable.
+
+    Training never updates their rows, so they keep their initial values:
+    alike between runs that share the init seed, unrelated otherwise.
+    """
+    z = freq == 0
+    n = int(z.sum())
+    return {
+        "n_entities": n,
+        "mean_overlap": float(overlap[z].mean()) if n else None,
+        "share_zero": float(np.mean(overlap[z] == 0.0)) if n else None,
+        "mean_overlap_all_pairs": float(overlap_all[z].mean()) if n else None,
+    }
 
 
 def least_stable_entities(
@@ -63,7 +85,11 @@ def least_stable_entities(
         None when the group has fewer than two runs. Otherwise::
 
             {"group": label, "table": "item_embedding", "k": k,
-             "n_entities": n, "n_pairs": P, "runs": [run_a, run_b],
+             "n_entities": n, "n_pairs": P, "pairs_used": "reseeded" | "all",
+             "reseed_sources": [...], "all_pairs": {"n_pairs", "mean_overlap"},
+             "unseen": {"n_entities", "mean_overlap", "share_zero",
+                        "mean_overlap_all_pairs"},
+             "runs": [run_a, run_b],
              "dropped": [{"run", "same_as"}, ...],
              "frequent_threshold": f, "n_frequent": m, "mean_overlap": o,
              "median_overlap": o50,
@@ -75,7 +101,10 @@ def least_stable_entities(
         "overlap", "displacement", "neighbors_a", "neighbors_b"}`` and each
         neighbour ``{"row", "label", "shared"}`` (``shared``: among the
         item's k neighbours in the other run too). ``overlap`` is the item's k-NN
-        overlap averaged over the P pairs of runs, ``displacement`` its
+        overlap averaged over the P pairs of runs it is ranked on: those the
+        group marks ``reseeded`` (``pairs_used`` "reseeded"), or all pairs
+        where the group marks none (``pairs_used`` "all"); ``all_pairs``
+        gives the mean over every pair for comparison. ``displacement`` its
         mean cosine distance to the runs' generalized-Procrustes consensus
         (see :func:`embvar.metrics.entity_stability_table`); ``runs`` are
         the two runs whose neighbours are shown (the pair whose mean overlap
@@ -123,8 +152,25 @@ def least_stable_entities(
     table = entity_stability_table(
         tables, ids=ids, frequency=freq, k=k, neighbors=neigh, names=run_ids
     )
-    overlap = table["knn_overlap"].to_numpy()
+    overlap_all = table["knn_overlap"].to_numpy()
     displacement = table["displacement"].to_numpy()
+
+    # Rank on the pairs that differ in every seed where the group has them.
+    every_pair = list(itertools.combinations(range(len(run_ids)), 2))
+    marked = {
+        frozenset(p["runs"])
+        for p in group.get("pairs") or []
+        if isinstance(p, dict) and p.get("reseeded")
+    }
+    pairs = [
+        (a, b) for a, b in every_pair if frozenset((run_ids[a], run_ids[b])) in marked
+    ]
+    used = "reseeded" if pairs else "all"
+    if not pairs:
+        pairs = every_pair
+        overlap = overlap_all
+    else:
+        overlap = np.mean([neigh.overlap(a, b) for a, b in pairs], axis=0)
 
     def label(r: int) -> str:
         if titles is not None and str(titles[r]) not in ("", "nan", "None"):
@@ -132,8 +178,7 @@ def least_stable_entities(
         return str(ids[r])
 
     # Show the neighbours of a typical pair: the one whose mean overlap is
-    # closest to the mean over all pairs.
-    pairs = list(itertools.combinations(range(len(run_ids)), 2))
+    # closest to the mean over the pairs ranked on.
     pair_means = np.array([neigh.overlap(a, b).mean() for a, b in pairs])
     shown = pairs[int(np.argmin(np.abs(pair_means - pair_means.mean())))]
 
@@ -171,6 +216,13 @@ def least_stable_entities(
         "k": k,
         "n_entities": int(n),
         "n_pairs": len(pairs),
+        "pairs_used": used,
+        "reseed_sources": list((group.get("reseeded") or {}).get("sources") or []),
+        "all_pairs": {
+            "n_pairs": len(every_pair),
+            "mean_overlap": float(overlap_all.mean()),
+        },
+        "unseen": _unseen(freq, overlap, overlap_all),
         "runs": [run_ids[shown[0]], run_ids[shown[1]]],
         "dropped": dropped,
         "frequent_threshold": threshold,
