@@ -85,14 +85,22 @@ def check_matrix(
     name: str, X: Any, *, dim: int | None = None, min_rows: int = 1
 ) -> np.ndarray:
     """Return ``X`` as a finite 2-D float array, or raise a named error."""
-    X = np.asarray(X)
+    try:
+        X = np.asarray(X)
+    except ValueError as exc:  # ragged rows
+        raise ShapeMismatchError(
+            f"{name} must be a 2-D array of shape (n_entities, dim); got rows of "
+            f"different lengths ({' '.join(str(exc).split())[:120]})."
+        ) from exc
     if X.ndim != 2:
         raise ShapeMismatchError(
             f"{name} must be a 2-D array of shape (n_entities, dim); "
             f"got an array of shape {X.shape}."
         )
-    if not np.issubdtype(X.dtype, np.number):
-        raise ShapeMismatchError(f"{name} must hold numbers; got dtype {X.dtype}.")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(
+        X.dtype, np.complexfloating
+    ):
+        raise ShapeMismatchError(f"{name} must hold real numbers; got dtype {X.dtype}.")
     if X.shape[0] < min_rows:
         raise ShapeMismatchError(
             f"{name} must have at least {min_rows} rows; got {X.shape[0]}."

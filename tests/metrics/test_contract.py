@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embvar import metrics
-from embvar.errors import NonFiniteError
+from embvar.errors import NonFiniteError, ShapeMismatchError
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,20 @@ def test_metric_rejects_nonfinite_input(name, pair):
     Y[5, 2] = np.inf
     with pytest.raises(NonFiniteError, match="must be finite; 1 of"):
         spec.function(X, Y)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_metric_rejects_complex_and_ragged_input(name, pair):
+    # Complex tables were cast to real with only a ComplexWarning; ragged
+    # rows raised NumPy's own ValueError.
+    spec, (X, Y) = SPECS[name], pair
+    with pytest.raises(ShapeMismatchError, match="must hold real numbers; got dtype"):
+        spec.function(X, Y.astype(np.complex64))
+    with pytest.raises(ShapeMismatchError, match="got rows of different lengths"):
+        spec.function(X, [[1.0, 2.0], [3.0]])
+
+
+def test_neighbor_overlap_rejects_indices_that_are_not_integers(pair):
+    X, _ = pair
+    with pytest.raises(ShapeMismatchError, match="indices_b must hold integer row"):
+        metrics.neighbor_overlap(metrics.knn_indices(X, 5), X[:, :5])

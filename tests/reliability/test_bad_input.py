@@ -363,6 +363,10 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
         lambda c: c.pretrained(c.table(_vectors(dim=5), "d5.npy")),
         ["d5.npy", "must have shape (40, 4)", "got (40, 5)"],
     ),
+    "pretrained-complex": (
+        lambda c: c.pretrained(c.table(_vectors().astype(np.complex64), "cx.npy")),
+        ["cx.npy", "must hold real numbers", "complex64"],
+    ),
     "pretrained-unknown-format": (
         lambda c: c.pretrained(c.csv("1 2 3\n", "v.txt")),
         ["must be a .npy/.npz file", "v.txt"],
@@ -387,6 +391,10 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
     "compare-non-finite": (
         lambda c: c.compare(c.table(_with_inf(), "inf.npy", ids=True)),
         ["inf.npy", "must be finite", "2 of 40 rows"],
+    ),
+    "compare-complex": (
+        lambda c: c.compare(c.table(_vectors().astype(np.complex64), "cx.npy", True)),
+        ["cx.npy", "must hold real numbers", "complex64"],
     ),
     "compare-unknown-format": (
         lambda c: c.compare(_bytes(c, b"\x00\x01zz", "v.bin")),

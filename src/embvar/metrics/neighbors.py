@@ -218,6 +218,8 @@ def neighbor_overlap(
             "indices_a and indices_b must be 2-D arrays of the same shape "
             f"(n_entities, k); got shapes {A.shape} and {B.shape}."
         )
+    _check_integers("indices_a", A)
+    _check_integers("indices_b", B)
     k = A.shape[1]
 
     shared = _shared_counts(A, B)
@@ -436,7 +438,16 @@ def _check_indices(name: str, indices: Any, n: int) -> np.ndarray:
             f"{name} must have shape (n_entities, k) with n_entities={n}; "
             f"got shape {indices.shape}."
         )
+    _check_integers(name, indices)
     return indices
+
+
+def _check_integers(name: str, indices: np.ndarray) -> None:
+    if indices.size and not np.issubdtype(indices.dtype, np.integer):
+        raise ShapeMismatchError(
+            f"{name} must hold integer row indices (as knn_indices returns); got "
+            f"dtype {indices.dtype}."
+        )
 
 
 def _prepare(X: np.ndarray, metric: str) -> np.ndarray:

@@ -100,6 +100,7 @@ def _aligned(
     if table is None:
         return None
     if f"{role}_ids" in parts:
+        _check_real(table, ref)
         if table.ndim != 2 or table.shape[1] != dim:
             raise ShapeMismatchError(
                 f"{ref}: {role}_embedding must have {dim} columns (model.dim); "
@@ -138,7 +139,18 @@ def _from_store(root: Path, run_id: str, data: Interactions, dim: int) -> Pretra
     return Pretrained(user=user, item=item)
 
 
+def _check_real(table: np.ndarray, ref: str) -> None:
+    if not np.issubdtype(table.dtype, np.number) or np.issubdtype(
+        table.dtype, np.complexfloating
+    ):
+        raise DataError(
+            f"{ref}: the pretrained table must hold real numbers; got dtype "
+            f"{table.dtype}."
+        )
+
+
 def _check_shape(table: np.ndarray, shape: tuple[int, int], ref: str) -> None:
+    _check_real(table, ref)
     if table.shape != shape:
         raise ShapeMismatchError(
             f"{ref}: the pretrained table must have shape {shape} (rows of this "
