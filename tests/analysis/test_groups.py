@@ -1,8 +1,8 @@
-"""Group figures over the pairs of runs that differ in every seed.
+"""Group figures over reseeded pairs, and how far training moved the tables.
 
 A hand-built store: the four runs of the MovieLens quick plan's ``seeds``
 design (init 0/1 x order 0/1) with planted tables, so which pairs differ in
-every seed is known.
+every seed, and how far each table moved from epoch 0, are known.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from embvar.analysis.groups import (
+    MOVED_THRESHOLD,
     group_summary,
     load_run_views,
     reseed_sources,
@@ -20,6 +21,7 @@ from embvar.analysis.groups import (
 )
 from embvar.config import load_study, plan_runs
 from embvar.data.prepared import prepare_data, save_prepared
+from embvar.metrics import relative_frobenius
 from embvar.store import Store
 from embvar.training.fit import RunResult
 
@@ -111,6 +113,27 @@ def test_group_summary_reseeded_pairs_are_those_differing_in_every_seed(store4):
     assert r["geometry"]["knn_overlap@10"]["mean"] < 0.2 < same[0]
     # The all-pairs figures are still there, over all 6 pairs.
     assert g["geometry"]["knn_overlap@10"]["n"] == 6
+
+
+def test_group_summary_training_movement_from_epoch_0(store4):
+    with Store(store4.directory, create=False) as store:
+        records = {r.run_id: r for r in store.runs()}
+        views = load_run_views(store, [records[s.run_id] for s in store4.specs])
+    g = group_summary(views[:2], store4.data)
+    m = g["training_movement"]
+    assert m["values"] == pytest.approx([2 * 0.1 / 2.1] * 2, rel=1e-5)
+    assert m["threshold"] == MOVED_THRESHOLD == 0.5
+    assert m["barely_moved"] is True and m["n"] == 2
+    m = group_summary(views, store4.data)["training_movement"]
+    assert m["mean"] == pytest.approx((2 * 0.1 / 2.1 + 1.0) / 2, rel=1e-5)
+    assert m["barely_moved"] is False
+    # Without an epoch-0 table the movement is unknown, not zero.
+    views[0].initial = None
+    m = group_summary(views[:1] + views[1:2], store4.data)["training_movement"]
+    assert m["values"][0] is None and m["n"] == 1
+    assert m["values"][1] == pytest.approx(
+        relative_frobenius(views[1].initial, views[1].tables["item_embedding"])
+    )
 
 
 def test_group_summary_no_reseeded_pair_reports_zero_pairs(store4):

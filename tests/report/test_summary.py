@@ -194,3 +194,48 @@ def test_summary_headline_falls_back_to_all_pairs_and_says_so():
         "embeddings: an item keeps on average 39%"
     )
     assert "least with learning_rate=0.1 (10% kept, all pairs)." in " ".join(sentences)
+
+
+def _moved(mean: float) -> dict:
+    return {
+        "table": "item_embedding",
+        "metric": "relative_frobenius",
+        "from_epoch": 0,
+        "values": [mean, mean],
+        "n": 2,
+        "mean": mean,
+        "threshold": 0.5,
+        "barely_moved": mean < 0.5,
+    }
+
+
+def test_summary_groups_that_barely_moved_are_named_not_ranked():
+    report = full_report()
+    report["groups"][0]["training_movement"] = _moved(1.4)
+    report["groups"][1]["training_movement"] = _moved(0.06)  # learning_rate=0.1
+    report["groups"][2]["training_movement"] = _moved(1.2)
+    text = " ".join(summary_sentences(report))
+    assert (
+        "With learning_rate=0.1, the item embeddings barely moved from their "
+        "random initial values (training moved the tables by 6%; under 50% counts "
+        "as barely), so their neighbourhoods say they are untrained, not that "
+        "they are unstable; they are left out of the comparison of settings."
+    ) in text
+    # Least stable among the trained settings: the defaults' 39%, not 10%.
+    assert (
+        "most stable with learning_rate=0.001 (60% kept) and least with the "
+        "default settings (39% kept)." in text
+    )
+
+
+def test_summary_main_group_that_barely_moved_is_called_untrained():
+    report = full_report()
+    report["groups"][0]["training_movement"] = _moved(0.06)
+    first = summary_sentences(report)[0]
+    assert first.startswith(
+        "With the default settings, the item embeddings barely left their random "
+        "initial values: training moved each run's item table by 6% on average"
+    )
+    assert "(Procrustes distance 0.620)" in first
+    assert "untrained, not unstable" in first
+    assert "keeps on average" not in first

@@ -24,6 +24,10 @@ seed differs between some two runs of the study with the same model kind,
 less the sources the model never draws from (the built-in factorization
 draws nothing while training, so its ``noise`` seed changes nothing; see
 :mod:`embvar.seeds`). Seeds are compared as recorded in ``spec["seeds"]``.
+
+Each group also says how far training moved its item table from its
+initial values (``training_movement``): a table that stays close to its
+random start has not been trained, whatever its pairs' distances say.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ __all__ = [
     "summarize",
     "reseed_sources",
     "INERT_SOURCES",
+    "MOVED_THRESHOLD",
 ]
 
 SEED_KEYS = ("init", "order", "noise", "split", "perturb", "replicate", "repeat")
@@ -63,6 +68,13 @@ SEED_KEYS = ("init", "order", "noise", "split", "perturb", "replicate", "repeat"
 #: Seed sources a model kind never draws from: a difference there changes
 #: nothing, so it does not count when asking whether two runs were reseeded.
 INERT_SOURCES: dict[str, tuple[str, ...]] = {"factorization": ("noise",)}
+
+#: Below this relative Frobenius distance between a run's initial (epoch 0)
+#: and final item table, the table is still mostly its random start
+#: (``2||V_T - V_0|| / (||V_0|| + ||V_T||) < 0.5``: the change is under half
+#: the tables' mean norm); its pairs' distances then measure the random
+#: initialisations, not what training learned.
+MOVED_THRESHOLD = 0.5
 
 _PAIR_METRICS = {
     "function": ("topk_overlap",),
@@ -80,6 +92,8 @@ class RunView:
     test_rmse: float
     knn: np.ndarray | None = None
     top: np.ndarray | None = None
+    #: The item table at epoch 0 (before training), where the store has it.
+    initial: np.ndarray | None = None
 
 
 def stats(values: list[float]) -> dict[str, Any]:
@@ -116,12 +130,22 @@ def group_runs(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
 
 
 def load_run_views(store: Store, records: list[RunRecord]) -> list[RunView]:
-    """Load each run's last snapshot and its final test RMSE."""
+    """Load each run's last snapshot, its final test RMSE and, where the store
+    has an epoch-0 snapshot, its initial item table."""
     views = []
     for r in records:
         history = store.history(r.run_id)
+        epochs = store.epochs(r.run_id)
+        initial = None
+        if epochs and epochs[0] == 0 and len(epochs) > 1:
+            initial = store.load_snapshot(r.run_id, 0).get("item_embedding")
         views.append(
-            RunView(r, store.load_snapshot(r.run_id), history[-1]["test_rmse"])
+            RunView(
+                r,
+                store.load_snapshot(r.run_id),
+                history[-1]["test_rmse"],
+                initial=initial,
+            )
         )
     return views
 
@@ -166,6 +190,28 @@ def _pair_levels(pairs: list[dict[str, Any]], k: int) -> dict[str, Any]:
     return out
 
 
+def _movement(views: list[RunView]) -> dict[str, Any]:
+    """How far training moved each run's item table from its epoch-0 values."""
+    values = [
+        None
+        if v.initial is None or v.initial.shape != v.tables["item_embedding"].shape
+        else relative_frobenius(v.initial, v.tables["item_embedding"])
+        for v in views
+    ]
+    known = [x for x in values if x is not None]
+    mean = float(np.mean(known)) if known else None
+    return {
+        "table": "item_embedding",
+        "metric": "relative_frobenius",
+        "from_epoch": 0,
+        "values": values,
+        "n": len(known),
+        "mean": mean,
+        "threshold": MOVED_THRESHOLD,
+        "barely_moved": None if mean is None else bool(mean < MOVED_THRESHOLD),
+    }
+
+
 def group_summary(
     views: list[RunView],
     data: PreparedData,
@@ -179,7 +225,8 @@ def group_summary(
     ``sources`` are the reseed sources (see :func:`reseed_sources`; default:
     those whose seed varies within the group, less the model's inert ones).
     ``reseeded`` holds the figures over the pairs that differ in all of them
-    (``n_pairs`` 0 where none does); each pair says whether it is
+    (``n_pairs`` 0 where none does); ``training_movement`` how far training
+    moved the item tables from epoch 0; each pair says whether it is
     ``reseeded``.
     """
     if sources is None:
@@ -241,6 +288,7 @@ def group_summary(
             "n_pairs": len(reseeded),
             **_pair_levels(reseeded, k),
         },
+        "training_movement": _movement(views),
         "pairs": pairs,
     }
 

@@ -63,8 +63,33 @@ def _sources(names: list[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _moved(g: dict[str, Any]) -> dict[str, Any] | None:
+    """The group's training movement where its item tables barely moved."""
+    m = g.get("training_movement")
+    if isinstance(m, dict) and m.get("barely_moved") and m.get("mean") is not None:
+        return m
+    return None
+
+
+def _unmoved_sentence(g: dict[str, Any], m: dict[str, Any]) -> str:
+    proc = _stat(_figures(g, "geometry"), "procrustes")
+    apart = f" (Procrustes distance {proc[1]['mean']:.3f})" if proc is not None else ""
+    return (
+        f"With {_setting(g['label'])}, the item embeddings barely left their random "
+        f"initial values: training moved each run's item table by "
+        f"{_pct(m['mean'])} on average (relative Frobenius distance from epoch 0; "
+        f"below {_pct(m.get('threshold', 0.5))} a table is still mostly its random "
+        f"start), so how far apart its runs are{apart} measures their random "
+        "initialisations, not what training learned: these embeddings are "
+        "untrained, not unstable."
+    )
+
+
 def _how_much(g: dict[str, Any]) -> list[str]:
     out = []
+    moved = _moved(g)
+    if moved is not None:
+        out.append(_unmoved_sentence(g, moved))
     reseeded = _reseeded(g)
     knn = _stat(_figures(g, "geometry"), "knn_overlap")
     proc = _stat(_figures(g, "geometry"), "procrustes")
@@ -81,7 +106,7 @@ def _how_much(g: dict[str, Any]) -> list[str]:
             f"two runs averages {proc[1]['mean']:.3f} (0 = the same shape, 1 = no "
             "shared structure)"
         )
-    if parts:
+    if parts and moved is None:
         if reseeded is not None:
             names = reseeded.get("sources") or []
             seeds = _sources([f"the {n}" for n in names]) + " seed"
@@ -124,12 +149,26 @@ def _how_much(g: dict[str, Any]) -> list[str]:
 
 def _across(report: dict[str, Any]) -> list[str]:
     """Most and least stable settings, over reseeded pairs where a group has
-    them."""
+    them; groups whose embeddings barely moved are named apart, not ranked."""
     groups = [
         g for g in report.get("groups") or [] if _stat(_figures(g, "geometry"), "knn")
     ]
     if len(groups) < 2:
         return []
+    out = []
+    unmoved = [g for g in groups if _moved(g) is not None]
+    if unmoved:
+        names = _sources([_setting(g["label"]) for g in unmoved])
+        how = _sources([_pct(_moved(g)["mean"]) for g in unmoved])  # type: ignore[index]
+        threshold = _pct(_moved(unmoved[0]).get("threshold", 0.5))  # type: ignore[union-attr]
+        out.append(
+            f"With {names}, the item embeddings barely moved from their random "
+            f"initial values (training moved the tables by {how}; under "
+            f"{threshold} counts as barely), so their neighbourhoods say they are "
+            "untrained, not that they are unstable; they are left out of the "
+            "comparison of settings."
+        )
+    ranked = [g for g in groups if _moved(g) is None]
 
     def overlap(x: dict[str, Any]) -> float:
         return _stat(_figures(x, "geometry"), "knn")[1]["mean"]  # type: ignore[index]
@@ -138,16 +177,18 @@ def _across(report: dict[str, Any]) -> list[str]:
         note = "" if _reseeded(x) is not None or "reseeded" not in x else ", all pairs"
         return f"{_pct(overlap(x))} kept{note}"
 
-    best = max(groups, key=overlap)
-    worst = min(groups, key=overlap)
+    if len(ranked) < 2:
+        return out
+    best = max(ranked, key=overlap)
+    worst = min(ranked, key=overlap)
     if best is worst or math.isclose(overlap(best), overlap(worst)):
-        return []
+        return out
     pairs = (
         " between runs that differ in every seed"
         if any(_reseeded(g) is not None for g in (best, worst))
         else ""
     )
-    return [
+    return out + [
         f"Across settings, neighbourhoods{pairs} are most stable with "
         f"{_setting(best['label'])} ({kept(best)}) and least with "
         f"{_setting(worst['label'])} ({kept(worst)})."
