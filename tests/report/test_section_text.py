@@ -192,6 +192,45 @@ def test_sd_in_fixed_point_never_exponent():
 
 def test_description_crosses_with_times_sign():
     report = minimal_report()
-    report["study"]["description"] = "MF: init x order seeds, optimizer x learning rate."
+    report["study"]["description"] = (
+        "MF: init x order seeds, optimizer x learning rate."
+    )
     page = render_html(report)
     assert "init × order seeds, optimizer × learning rate." in page
+
+
+def test_tradeoff_caption_and_legend_share_one_definition():
+    from embvar.report import figures as fg
+
+    report = _with(["tradeoff"])
+    caption = _caption(report, "tradeoff")
+    assert f"Filled points: {fg.FRONT_LABELS[0]}" in caption
+    assert "x scales differ" not in caption  # one design
+    assert "beats it" not in render_html(report)
+    for lv in report["tradeoff"]["levels"]:
+        lv["factors"] = {"optimizer": "adam", "learning_rate": lv["label"][3:]}
+    extra = copy.deepcopy(report["tradeoff"]["levels"][:2])
+    for lv in extra:
+        lv["design"] = "sgd"
+    report["tradeoff"]["levels"] += extra
+    section = _section(report, "tradeoff")
+    assert "x scales differ between rows" in section.figures[0].caption
+
+
+def test_tradeoff_point_labels_only_what_varies_in_the_design():
+    from embvar.report.sections.analysis import _level_names
+
+    members = [
+        {
+            "label": "optimizer=adam, learning_rate=0.001",
+            "factors": {"optimizer": "adam", "learning_rate": 0.001},
+        },
+        {
+            "label": "optimizer=adam, learning_rate=0.01",
+            "factors": {"optimizer": "adam", "learning_rate": 0.01},
+        },
+    ]
+    names, common = _level_names(members)
+    assert sorted(names.values()) == ["learning_rate=0.001", "learning_rate=0.01"]
+    assert common == "optimizer=adam"
+    assert _level_names([{"label": "x"}, {"label": "y"}]) == ({}, "")

@@ -45,6 +45,7 @@ __all__ = [
     "histogram_chart",
     "svg_data_uri",
     "WIDTH_IN",
+    "FRONT_LABELS",
 ]
 
 # Okabe & Ito (2008), "Color universal design".
@@ -223,7 +224,9 @@ def strip_chart(panels: Sequence[StripPanel], labels: Sequence[str]) -> str:
             else:
                 ax.margins(x=0.15)
             ax.set_title(_wrap(panel.title, chars), fontsize=9.5)
-            ax.set_xlabel(_wrap(panel.note, int(chars * 1.15)), fontsize=8, color="#555555")
+            ax.set_xlabel(
+                _wrap(panel.note, int(chars * 1.15)), fontsize=8, color="#555555"
+            )
             ax.grid(axis="y", visible=False)
             ax.set_ylim(-0.6, n_groups - 0.4)
         for row in grid:
@@ -509,7 +512,11 @@ def binned_chart(panels: Sequence[BinPanel], *, xlabel: str) -> str:
             longest = max((len(str(b)) for b in p.bins), default=0)
             if longest * 7.5 * 0.62 / 72 > 0.8 * per_bin:
                 ax.set_xticks(
-                    x, labels=ticks, fontsize=7.5, rotation=35, ha="right",
+                    x,
+                    labels=ticks,
+                    fontsize=7.5,
+                    rotation=35,
+                    ha="right",
                     rotation_mode="anchor",
                 )
             else:
@@ -584,8 +591,18 @@ class ScatterPanel:
     ylim: tuple[float, float] | None = None
 
 
+# The trade-off legend; the caption quotes it, so both give one definition.
+FRONT_LABELS = (
+    "no other setting of its design is as good on both axes and better on one",
+    "another setting of its design is as good on both axes and better on one",
+)
+
+
 def tradeoff_scatter(panels: Sequence[ScatterPanel]) -> str:
     """Draw accuracy against stability, the non-dominated levels filled and joined.
+
+    A point's label goes to its left when the point is in the right part of
+    the panel, so labels stay inside the axes.
 
     Returns
     -------
@@ -620,14 +637,6 @@ def tradeoff_scatter(panels: Sequence[ScatterPanel]) -> str:
                     linewidths=1.4,
                     zorder=3,
                 )
-                ax.annotate(
-                    p.label,
-                    (p.x, p.y),
-                    xytext=(6, 4),
-                    fontsize=8,
-                    textcoords="offset points",
-                    color="#222222" if p.front else "#555555",
-                )
             front = sorted((p for p in panel.points if p.front), key=lambda p: p.x)
             if len(front) > 1:
                 ax.plot(
@@ -646,6 +655,20 @@ def tradeoff_scatter(panels: Sequence[ScatterPanel]) -> str:
                 lo, hi = ax.get_ylim()
                 pad = 0.05 * (panel.ylim[1] - panel.ylim[0])
                 ax.set_ylim(max(lo, panel.ylim[0] - pad), min(hi, panel.ylim[1] + pad))
+            x_lo, x_hi = ax.get_xlim()
+            y_lo, y_hi = ax.get_ylim()
+            for p in panel.points:
+                right = (p.x - x_lo) > 0.5 * (x_hi - x_lo)
+                top = (p.y - y_lo) > 0.85 * (y_hi - y_lo)
+                ax.annotate(
+                    p.label,
+                    (p.x, p.y),
+                    xytext=(-6 if right else 6, -9 if top else 4),
+                    ha="right" if right else "left",
+                    fontsize=8,
+                    textcoords="offset points",
+                    color="#222222" if p.front else "#555555",
+                )
             if panel.better:
                 ax.text(
                     0.01,
@@ -664,12 +687,9 @@ def tradeoff_scatter(panels: Sequence[ScatterPanel]) -> str:
         ]
         fig.legend(
             handles,
-            [
-                "no other setting beats it on both axes",
-                "another setting is as good or better on both",
-            ],
+            list(FRONT_LABELS),
             loc="outside lower center",
-            ncols=2,
+            ncols=1,
         )
         return _svg(fig)
 

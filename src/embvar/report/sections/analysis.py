@@ -11,6 +11,7 @@ from typing import Any
 from embvar.report import figures as fg
 from embvar.report.methods import metric_info
 from embvar.report.sections._common import (
+    SOURCE_WORDS,
     FigureBlock,
     Section,
     _first,
@@ -18,13 +19,12 @@ from embvar.report.sections._common import (
     _is_stat,
     _mean,
     _metric_keys,
-    SOURCE_WORDS,
     _source_color,
     group_labels,
     join_words,
-    source_words,
     non_dominated,
     section,
+    source_words,
 )
 
 __all__ = [
@@ -264,7 +264,10 @@ def permanova(report: dict[str, Any]) -> Section | None:
                     "permutations": t.get("permutations"),
                     "n_runs": t.get("n_runs"),
                     "rows": [
-                        {**r, "p_text": _p_text(r.get("p_value"), t.get("permutations"))}
+                        {
+                            **r,
+                            "p_text": _p_text(r.get("p_value"), t.get("permutations")),
+                        }
                         if isinstance(r, dict)
                         else r
                         for r in t["rows"]
@@ -374,9 +377,7 @@ def _dynamics_caption(kinds: list[str]) -> str:
     if "all" in kinds:
         which.append("in every source")
     if "perturb" in kinds:
-        which.append(
-            "(dashed) by a one-ulp perturbation of one initial weight"
-        )
+        which.append("(dashed) by a one-ulp perturbation of one initial weight")
     text = (
         "Each metric between pairs of runs after every epoch (epoch 0: the initial "
         "values, before any training)"
@@ -708,6 +709,28 @@ def _sd(stat: Any) -> float | None:
     return stat.get("sd") if _is_stat(stat) else None
 
 
+def _level_names(members: list[dict[str, Any]]) -> tuple[dict[int, str], str]:
+    """Short point labels: only the factors that vary within the design.
+
+    Returns ``({id(level): label}, common)`` where ``common`` lists the
+    factors every level of the design shares (``"optimizer=adam"``), for the
+    panel title. Levels without ``factors`` keep their own labels.
+    """
+    factors = [lv.get("factors") for lv in members]
+    if len(members) < 2 or not all(isinstance(f, dict) and f for f in factors):
+        return {}, ""
+    keys = [k for k in factors[0] if all(k in f for f in factors)]
+    varying = [k for k in keys if len({repr(f[k]) for f in factors}) > 1]
+    if not varying:
+        return {}, ""
+    common = ", ".join(f"{k}={factors[0][k]}" for k in keys if k not in varying)
+    names = {
+        id(lv): ", ".join(f"{k}={f[k]}" for k in varying)
+        for lv, f in zip(members, factors, strict=True)
+    }
+    return names, common
+
+
 @section("tradeoff", "tradeoff")
 def tradeoff(report: dict[str, Any]) -> Section | None:
     """Accuracy against stability per hyperparameter level.
@@ -735,6 +758,7 @@ def tradeoff(report: dict[str, Any]) -> Section | None:
     x_info = metric_info(x_key, "function")
     panels = []
     for design, members in designs.items():
+        names, common = _level_names(members)
         for y_key in ys:
             levels = [
                 lv
@@ -755,7 +779,7 @@ def tradeoff(report: dict[str, Any]) -> Section | None:
                 front = (lv.get("non_dominated_by") or {}).get(y_key, flag)
                 points.append(
                     fg.Point(
-                        str(lv.get("label")),
+                        names.get(id(lv), str(lv.get("label"))),
                         _mean(lv[x_key]),
                         _mean(lv[y_key]),
                         _sd(lv[x_key]),
@@ -763,7 +787,9 @@ def tradeoff(report: dict[str, Any]) -> Section | None:
                         bool(front),
                     )
                 )
-            title = f"design {design}: " if design else ""
+            title = (
+                f"design {design}{f' ({common})' if common else ''}: " if design else ""
+            )
             panels.append(
                 fg.ScatterPanel(
                     f"{title}{y_info.name}",
@@ -781,14 +807,20 @@ def tradeoff(report: dict[str, Any]) -> Section | None:
         if derived
         else [f"tradeoff.levels[*].{k}" for k in (x_key, *ys)]
     )
+    n_designs = len({p.title.split(":")[0] for p in panels})
+    scales = (
+        f" Each row is one design with its own {x_info.name} axis (the x scales "
+        "differ between rows): compare points within a row, not across rows."
+        if n_designs > 1
+        else ""
+    )
     fig = FigureBlock(
         fg.tradeoff_scatter(panels),
         "Scatter plots of accuracy against stability, one point per setting.",
         f"Accuracy ({x_info.name}) against stability for each hyperparameter "
         "setting, whiskers ± 1 sd (over runs for the RMSE, over pairs of runs for "
-        "stability). Filled points: no other setting of the same design is at "
-        "least as good on both axes and better on one; open points: some other "
-        "setting is.",
+        f"stability). Filled points: {fg.FRONT_LABELS[0]}; open points: "
+        f"{fg.FRONT_LABELS[1]}." + scales,
         paths,
     )
     return Section(
