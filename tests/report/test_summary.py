@@ -239,3 +239,34 @@ def test_summary_main_group_that_barely_moved_is_called_untrained():
     assert "(Procrustes distance 0.620)" in first
     assert "untrained, not unstable" in first
     assert "keeps on average" not in first
+
+
+def test_summary_order_alone_beside_its_small_permanova_share():
+    report = full_report()
+    report["attribution"]["distance"].append(
+        {
+            "metric": "knn_overlap@10",
+            "by_source": [
+                {"source": "init", "mean": 0.24},
+                {"source": "order", "mean": 0.73},
+                {"source": "all", "mean": 0.24},
+            ],
+        }
+    )
+    text = " ".join(summary_sentences(report))
+    # Order-only pairs 0.20 >= 10% of every-source 0.71; PERMANOVA share 5%.
+    assert (
+        "Yet the order seed alone (init seed fixed) still leaves runs 0.200 "
+        "apart (Procrustes distance; an item keeps 73% of its 10 nearest "
+        "neighbours). PERMANOVA gives the order seed only 5.0% of the variation "
+        "because its effect is not additive across init seeds (a new order seed "
+        "moves each init seed's run its own way), so it is counted as "
+        "interaction, in the residual (5.0%)."
+    ) in text
+
+
+def test_summary_no_order_sentence_where_permanova_gives_it_a_share():
+    report = full_report()
+    rows = report["attribution"]["permanova"][0]["rows"]
+    rows[1]["share"] = 0.3
+    assert "Yet the order seed" not in " ".join(summary_sentences(report))

@@ -18,6 +18,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
+def _share(x: float) -> str:
+    """A percentage, with one decimal under 10% (1.2%, not 1%)."""
+    return f"{100 * x:.1f}%" if abs(x) < 0.1 else _pct(x)
+
+
 def main_group(report: dict[str, Any]) -> dict[str, Any] | None:
     """The group with the most runs (the study's seed replicates)."""
     groups = report.get("groups") or []
@@ -227,6 +232,7 @@ def _why(report: dict[str, Any]) -> list[str]:
             + verdict
             + "."
         )
+        out += _not_additive(att, by, every, top, metric)
         break
     # The group's mean mixes pairs that share some seeds with full reseeds
     # (unless the headline already counts only pairs that differ in every seed).
@@ -296,6 +302,67 @@ def _why(report: dict[str, Any]) -> list[str]:
                     "training here does not amplify a tiny change into a new run."
                 )
             break
+    return out
+
+
+def _not_additive(
+    att: dict[str, Any],
+    by: dict[str, dict[str, Any]],
+    every: dict[str, Any],
+    top: str,
+    metric: str,
+) -> list[str]:
+    """Say what a source does alone when PERMANOVA gives it almost no share.
+
+    A source whose one-source pairs are at least 10% as far apart as the
+    every-source pairs, but whose PERMANOVA share is under 10%, changes runs
+    in a way that is not the same for every level of the other sources: the
+    additive model counts that as interaction, pooled into the residual.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for p in att.get("permanova") or []:
+        if isinstance(p, dict) and str(p.get("metric", "")) == metric:
+            rows = {
+                str(r.get("source")): r
+                for r in p.get("rows") or []
+                if isinstance(r, dict) and r.get("share") is not None
+            }
+            break
+    knn = {}
+    for entry in att.get("distance") or []:
+        if str(entry.get("metric", "")).startswith("knn_overlap"):
+            k = str(entry["metric"]).partition("@")[2] or "k"
+            knn = {
+                b.get("source"): (b["mean"], k)
+                for b in entry.get("by_source") or []
+                if isinstance(b, dict) and b.get("mean") is not None
+            }
+            break
+    out = []
+    for src in by:
+        fixed = [s for s in by if s != src]
+        if src == top or src not in rows or every["mean"] <= 0:
+            continue
+        if by[src]["mean"] < 0.1 * every["mean"] or rows[src]["share"] >= 0.1:
+            continue
+        held = _sources(fixed)
+        kept = (
+            f"; an item keeps {_pct(knn[src][0])} of its {knn[src][1]} nearest "
+            "neighbours"
+            if src in knn
+            else ""
+        )
+        resid = rows.get("residual", {}).get("share")
+        out.append(
+            f"Yet the {src} seed alone ({held} seed fixed) still leaves runs "
+            f"{by[src]['mean']:.3f} apart (Procrustes distance{kept}). PERMANOVA "
+            f"gives the {src} seed only {_share(rows[src]['share'])} of the "
+            f"variation because its effect is not additive across {held} seeds "
+            f"(a new {src} seed moves each {held} seed's run its own way), so it "
+            "is counted as interaction, in the residual"
+            + (f" ({_share(resid)})" if resid is not None else "")
+            + "."
+        )
     return out
 
 
