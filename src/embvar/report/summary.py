@@ -278,9 +278,20 @@ def _why(report: dict[str, Any]) -> list[str]:
             lo, hi = top["interval"]
             outcome = str(entry.get("outcome", "the outcome")).replace("_", " ")
             outcome = outcome.replace("rmse", "RMSE")
+            spread = _spread(entry)
             out.append(
                 f"The {top['source']} seed accounts for {_pct(top['share'])} of "
-                f"the variance of {outcome} (95% interval {_pct(lo)}–{_pct(hi)})."
+                f"the variance of {outcome} (95% interval {_pct(lo)}–{_pct(hi)})"
+                + (
+                    f", a share of a small spread: {outcome} has an sd of "
+                    f"{spread[1]:.2g} around its mean {spread[0]:.4f} across "
+                    "these runs"
+                    if spread is not None and spread[1] < 0.01 * abs(spread[0])
+                    else f"; its sd across these runs is {spread[1]:.2g}"
+                    if spread is not None
+                    else ""
+                )
+                + "."
             )
         break
     for entry in att.get("perturbation") or []:
@@ -364,6 +375,20 @@ def _not_additive(
             + "."
         )
     return out
+
+
+def _spread(entry: dict[str, Any]) -> tuple[float, float] | None:
+    """Mean and sd (ddof=1) of a scalar outcome's values, where given."""
+    values = [
+        float(v)
+        for v in entry.get("values") or []
+        if isinstance(v, (int, float)) and math.isfinite(v)
+    ]
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return mean, sd
 
 
 def _frequency(report: dict[str, Any]) -> list[str]:
