@@ -330,6 +330,12 @@ CASES: dict[str, tuple[Callable[[Ctx], list[str]], list[str]]] = {
         lambda c: c.run(c.study("", data=c.csv(_dense_rows(12, 12)))),
         ["is too small", "at least 11 users and 11 items", "of the 12 items"],
     ),
+    "data-rating-beyond-float32": (
+        lambda c: c.run(
+            c.study("", data=c.csv("user,item,rating\n1,1,1e300\n2,2,3\n1,2,4\n"))
+        ),
+        ["column 'rating'", "must hold finite numbers", "1 of 3 values"],
+    ),
     "data-missing-path": (
         lambda c: c.run(c.study("", data=c.tmp / "gone.csv")),
         ["gone.csv", "does not exist"],

@@ -176,13 +176,15 @@ def interactions_from_frame(
         ratings = np.ones(len(frame), dtype=np.float32)
     else:
         ratings = pd.to_numeric(frame[rcol], errors="coerce").to_numpy(np.float64)
+        with np.errstate(over="ignore"):  # beyond float32: inf, caught below
+            ratings = ratings.astype(np.float32)
         bad = ~np.isfinite(ratings)
         if bad.any():
             raise DataError(
                 f"column {rcol!r}{where} must hold finite numbers; "
-                f"{int(bad.sum())} of {len(ratings)} values are missing or not numbers."
+                f"{int(bad.sum())} of {len(ratings)} values are missing, not "
+                "numbers or beyond float32's range (3.4e38)."
             )
-        ratings = ratings.astype(np.float32)
     key = users.astype(np.int64) * len(item_ids) + items
     n_dup = len(key) - len(np.unique(key))
     if n_dup:
