@@ -280,3 +280,22 @@ def test_summary_rmse_share_names_the_small_spread():
         "interval 40%–90%), a share of a small spread: test RMSE has an sd of "
         "0.0021 around its mean 0.9125 across these runs."
     ) in text
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({}, False),
+        ({"diverged": [{"run_id": "d1", "epoch": 1, "step": 2}]}, True),
+        ({"failed": [{"run_id": "f1", "error": "boom"}]}, True),
+        ({"done": 7, "unfinished": ["u1"]}, True),
+    ],
+)
+def test_summary_runs_line_only_when_something_is_missing(change, expected):
+    report = full_report()
+    report["runs"].update(
+        {"planned": 8, "done": 8, "diverged": [], "failed": [], "unfinished": []}
+    )
+    report["runs"].update(change)
+    text = " ".join(summary_sentences(report))
+    assert ("planned runs finished" in text) is expected

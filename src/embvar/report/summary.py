@@ -448,6 +448,15 @@ def _runs(report: dict[str, Any]) -> list[str]:
     runs = report.get("runs")
     if not isinstance(runs, dict) or "planned" not in runs:
         return []
+    complete = (
+        runs.get("done", 0) == runs["planned"]
+        and not runs.get("diverged")
+        and not runs.get("failed")
+        and not runs.get("unfinished")
+    )
+    if complete:
+        # Every planned run finished: the report's header says so already.
+        return []
     out = [
         f"{runs.get('done', 0)} of {runs['planned']} planned runs finished"
         + (f", {len(runs['diverged'])} diverged" if runs.get("diverged") else "")
