@@ -299,3 +299,37 @@ def test_summary_runs_line_only_when_something_is_missing(change, expected):
     report["runs"].update(change)
     text = " ".join(summary_sentences(report))
     assert ("planned runs finished" in text) is expected
+
+
+def _function_series(stopped: bool, kind: str = "all", change: float = 0.12):
+    return {
+        "group": "every source",
+        "kind": kind,
+        "metric": "prediction_disagreement",
+        "epochs": [0, 1, 2, 3],
+        "n_pairs": 2,
+        "summary": {"last_change": change, "stopped": stopped, "tolerance": 0.01},
+    }
+
+
+def test_summary_says_when_function_metrics_still_change():
+    report = full_report()
+    report["dynamics"]["series"] += [
+        _function_series(False, "order", 0.3),
+        _function_series(False),
+    ]
+    text = " ".join(summary_sentences(report))
+    # Every-source pairs are preferred over a larger order-only change.
+    assert (
+        "Training had not converged: in the last epoch the prediction "
+        "disagreement between runs that differ in every seed still changed by "
+        "12% (more than 1%), so the function-level figures depend on the epoch "
+        "budget (3 epochs here)."
+    ) in text
+
+
+def test_summary_no_convergence_sentence_when_function_metrics_stopped():
+    report = full_report()
+    # The fixture's geometry series are still changing: not function level.
+    report["dynamics"]["series"].append(_function_series(True, change=0.001))
+    assert "had not converged" not in " ".join(summary_sentences(report))

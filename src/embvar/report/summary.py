@@ -391,6 +391,51 @@ def _spread(entry: dict[str, Any]) -> tuple[float, float] | None:
     return mean, sd
 
 
+def _convergence(report: dict[str, Any]) -> list[str]:
+    """Say so when a function-level metric was still changing at the end.
+
+    From the dynamics: a series whose last epoch still changed it by more
+    than its tolerance (``summary.stopped`` False) and whose metric is at
+    the function level; the every-source pairs are preferred, then the
+    largest change.
+    """
+    dyn = report.get("dynamics")
+    if not isinstance(dyn, dict):
+        return []
+    from embvar.report.methods import metric_info
+
+    moving = []
+    for s in dyn.get("series") or []:
+        summ = (s or {}).get("summary") or {}
+        if summ.get("stopped") is not False or summ.get("last_change") is None:
+            continue
+        try:
+            info = metric_info(str(s.get("metric", "")))
+        except (KeyError, ValueError):
+            continue
+        if info.level == "function":
+            moving.append((s.get("kind") == "all", abs(summ["last_change"]), s, info))
+    if not moving:
+        return []
+    _, change, s, info = max(moving, key=lambda m: (m[0], m[1]))
+    tol = (s.get("summary") or {}).get("tolerance", 0.01)
+    epochs = s.get("epochs") or dyn.get("epochs") or []
+    budget = f" ({epochs[-1]} epochs here)" if epochs else ""
+    who = (
+        "runs that differ in every seed"
+        if s.get("kind") == "all"
+        else f"pairs of runs that differ in {s.get('kind')} only"
+        if s.get("kind")
+        else "the pairs of runs"
+    )
+    return [
+        "Training had not converged: in the last epoch the "
+        f"{info.name} between {who} still changed by {_pct(change)} (more than "
+        f"{_pct(tol)}), so the function-level figures depend on the epoch "
+        f"budget{budget}."
+    ]
+
+
 def _frequency(report: dict[str, Any]) -> list[str]:
     entries = report.get("frequency")
     entries = entries if isinstance(entries, list) else [entries] if entries else []
@@ -505,5 +550,6 @@ def summary_sentences(report: dict[str, Any]) -> list[str]:
     else:
         out += _how_much(g)
     out += _why(report) + _frequency(report) + _across(report)
+    out += _convergence(report)
     out += _claims(report) + determinism_sentences(report)
     return out + _runs(report)
