@@ -234,3 +234,27 @@ def test_tradeoff_point_labels_only_what_varies_in_the_design():
     assert sorted(names.values()) == ["learning_rate=0.001", "learning_rate=0.01"]
     assert common == "optimizer=adam"
     assert _level_names([{"label": "x"}, {"label": "y"}]) == ({}, "")
+
+
+def test_dynamics_coinciding_lines_are_said_and_drawn_dotted():
+    from embvar.report import figures as fg
+    from embvar.report.sections.analysis import _coinciding
+
+    a = fg.Series("init only", [0, 1, 2], [1.0, 0.9, 0.86])
+    b = fg.Series("every source", [0, 1, 2], [1.0, 0.901, 0.861])
+    c = fg.Series("order only", [0, 1, 2], [0.0, 0.1, 0.2])
+    assert [(x.label, y.label) for x, y in _coinciding([a, c, b])] == [
+        ("init only", "every source")
+    ]
+    report = _with(["dynamics"])
+    series = report["dynamics"]["series"]
+    init = next(s for s in series if s["kind"] == "init")
+    every = next(s for s in series if s["kind"] == "all")
+    every["mean"] = list(init["mean"])
+    caption = _caption(report, "dynamics")
+    assert (
+        "The lines 'init only' and 'every source' lie on top of each other in the "
+        "Procrustes distance panel" in caption
+    )
+    every["mean"] = [m + 0.2 for m in init["mean"]]
+    assert "lie on top" not in _caption(report, "dynamics")

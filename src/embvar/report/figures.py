@@ -319,7 +319,8 @@ def interval_bars(panels: Sequence[BarPanel]) -> str:
                     )
             ax.set_yticks(y, labels=panel.categories)
             ax.grid(axis="y", visible=False)
-            ax.set_title(panel.title, fontsize=9.5)
+            # Wrapped to the panel, so a long title is not clipped at the right.
+            ax.set_title(_wrap(panel.title, 40 if cols > 1 else 70), fontsize=9.5)
             ax.set_xlabel(panel.xlabel, fontsize=8.5)
             if panel.xlim is not None:
                 ax.set_xlim(*panel.xlim)
@@ -345,6 +346,7 @@ class Series:
     hi: list[float | None] | None = None
     color: str | None = None
     dashed: bool = False
+    dotted: bool = False  # drawn on top of a series it coincides with
 
 
 @dataclass
@@ -398,9 +400,11 @@ def band_lines(panels: Sequence[LinePanel], *, cols: int = 3) -> str:
                     lw=1.8 - 0.3 * (i % 3),
                     marker=_MARKERS[i % len(_MARKERS)],
                     ms=4 + (i % 3),
-                    mfc="none" if i % 2 else color,
+                    # Hollow on top of a coinciding line, so its markers show.
+                    mfc="none" if i % 2 or s.dotted else color,
                     label=s.label,
-                    ls="--" if s.dashed else "-",
+                    ls="--" if s.dashed else ":" if s.dotted else "-",
+                    zorder=3 if s.dotted else 2,
                 )
                 labels_seen.setdefault(s.label, line)
                 if s.lo is not None and s.hi is not None:
@@ -413,7 +417,12 @@ def band_lines(panels: Sequence[LinePanel], *, cols: int = 3) -> str:
             if panel.integer_x:
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if panel.ylim is not None:
-                ax.set_ylim(*panel.ylim)
+                lo, hi = panel.ylim
+                if lo is not None and hi is not None:
+                    # A little room, so markers on the bounds are not cut.
+                    pad = 0.04 * (hi - lo)
+                    lo, hi = lo - pad, hi + pad
+                ax.set_ylim(lo, hi)
         for ax in axes[len(panels) :]:
             ax.set_visible(False)
         if len(labels_seen) > 1:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from embvar.report import figures as fg
 from embvar.report.methods import metric_info
 from embvar.report.sections._common import (
@@ -364,6 +366,28 @@ def _remaining_text(summ: dict[str, Any], last_epoch: Any) -> dict[str, str]:
     }
 
 
+def _coinciding(lines: list[fg.Series]) -> list[tuple[fg.Series, fg.Series]]:
+    """Pairs of lines that would hide each other: within 1.5% of the panel's
+    span at every epoch (the later line of a pair is the one to restyle)."""
+    arrays = [np.array([np.nan if v is None else v for v in s.y], float) for s in lines]
+    finite = [a[np.isfinite(a)] for a in arrays]
+    values = np.concatenate(finite) if finite else np.array([])
+    if values.size == 0:
+        return []
+    span = max(float(values.max() - values.min()), 1e-12)
+    out = []
+    for j in range(len(lines)):
+        for i in range(j):
+            a, b = arrays[i], arrays[j]
+            if a.shape != b.shape or lines[i].x != lines[j].x:
+                continue
+            both = np.isfinite(a) & np.isfinite(b)
+            if both.any() and np.max(np.abs(a[both] - b[both])) <= 0.015 * span:
+                out.append((lines[i], lines[j]))
+                break
+    return out
+
+
 def _dynamics_caption(kinds: list[str]) -> str:
     """Figure 3's caption, naming only the kinds of pairs the data has."""
     single = [k for k in SOURCE_WORDS if k in kinds]
@@ -415,6 +439,7 @@ def dynamics(report: dict[str, Any]) -> Section | None:
         by_metric.setdefault(str(s.get("metric", "?")), []).append(s)
     panels = []
     rows = []
+    coinciding: dict[tuple[str, str], list[str]] = {}
     for metric, group in by_metric.items():
         info = metric_info(metric)
         lines = []
@@ -451,6 +476,9 @@ def dynamics(report: dict[str, Any]) -> Section | None:
                         **_remaining_text(summ, s["epochs"][-1]),
                     }
                 )
+        for a, b in _coinciding(lines):
+            b.dotted = not b.dashed
+            coinciding.setdefault((a.label, b.label), []).append(info.name)
         ylim = (
             (info.low, info.high)
             if info.low is not None and info.high is not None
@@ -465,7 +493,13 @@ def dynamics(report: dict[str, Any]) -> Section | None:
     fig = FigureBlock(
         fg.band_lines(panels),
         "Line charts of the difference between runs after each epoch.",
-        _dynamics_caption([str(s.get("kind") or "") for s in series]),
+        _dynamics_caption([str(s.get("kind") or "") for s in series])
+        + "".join(
+            f" The lines '{a}' and '{b}' lie on top of each other in the "
+            f"{join_words(names)} panel{'s' if len(names) > 1 else ''} "
+            f"('{b}' is drawn dotted over '{a}')."
+            for (a, b), names in coinciding.items()
+        ),
         [f"{path}[*].mean", f"{path}[*].lo", f"{path}[*].hi"],
     )
     return Section(
