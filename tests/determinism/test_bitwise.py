@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from embvar.errors import ShapeMismatchError
 from embvar.determinism.bitwise import array_difference, array_digest, ulp_distance
+from embvar.errors import ShapeMismatchError
 
 
 def test_ulp_distance_neighbours_are_one_apart():

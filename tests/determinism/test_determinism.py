@@ -7,11 +7,10 @@ import audit_plants as plants
 import pytest
 
 from embvar.config import ModelSpec, parse_study, plan_runs
-from embvar.errors import ConfigError
 from embvar.determinism import audit as det
-from embvar.determinism.records import compare_records
 from embvar.determinism.audit import Cell, default_cells, determinism_audit
 from embvar.determinism.recorder import Recorder, load_record
+from embvar.determinism.records import compare_records
 from embvar.determinism.target import function_target, spec_target, train_spec
 from embvar.determinism.verdict import (
     add_time_ratios,
@@ -19,6 +18,7 @@ from embvar.determinism.verdict import (
     factor_costs,
     reproduction_recipe,
 )
+from embvar.errors import ConfigError
 
 SMALL = {
     "name": "tiny",

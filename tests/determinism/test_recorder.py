@@ -6,9 +6,9 @@ import audit_plants as plants
 import numpy as np
 import pytest
 
-from embvar.errors import StoreError, TrainingError
-from embvar.determinism.records import compare_records, compare_steps
 from embvar.determinism.recorder import Recorder, collect_state, load_record
+from embvar.determinism.records import compare_records, compare_steps
+from embvar.errors import StoreError, TrainingError
 
 
 def _record(folder, train, seed, **kwargs):

@@ -40,11 +40,8 @@ from typing import Any, Literal
 from embvar import __version__
 from embvar.checks import check_float, check_int
 from embvar.config import RunSpec, Study
-from embvar.errors import ConfigError
-from embvar.manifest import diff_manifests
-from embvar.determinism.worker import UNLOADABLE, launch
-from embvar.determinism.records import compare_records, compare_steps
 from embvar.determinism.recorder import RunRecord, load_record
+from embvar.determinism.records import compare_records, compare_steps
 from embvar.determinism.target import AuditTarget, function_target, spec_target
 from embvar.determinism.verdict import (
     add_time_ratios,
@@ -54,6 +51,9 @@ from embvar.determinism.verdict import (
     print_audit,
     reproduction_recipe,
 )
+from embvar.determinism.worker import UNLOADABLE, launch
+from embvar.errors import ConfigError
+from embvar.manifest import diff_manifests
 
 __all__ = [
     "AUDIT_NAME",

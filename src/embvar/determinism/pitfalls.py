@@ -45,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from embvar.determinism.worker import launch, train_runs
-from embvar.determinism.records import compare_records
 from embvar.determinism.recorder import RunRecord, load_record
+from embvar.determinism.records import compare_records
 from embvar.determinism.target import AuditTarget
+from embvar.determinism.worker import launch, train_runs
 
 __all__ = ["PITFALLS", "Pitfall", "diagnose_pitfalls"]
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from embvar.errors import StoreError, TrainingError
 from embvar.determinism.bitwise import array_digest
+from embvar.errors import StoreError, TrainingError
 
 __all__ = ["Recorder", "RunRecord", "collect_state", "load_record", "RECORD_NAME"]
 

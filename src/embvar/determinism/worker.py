@@ -97,8 +97,8 @@ def resolve_function(reference: str):
 
 def train_runs(request: dict[str, Any], *, tracer: Any = None) -> list[Path]:
     """Train every run the request lists, in this process; return record paths."""
-    from embvar.manifest import collect_manifest
     from embvar.determinism.recorder import Recorder
+    from embvar.manifest import collect_manifest
 
     target = request["target"]
     kwargs = target.get("kwargs", {})
