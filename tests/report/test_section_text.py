@@ -258,3 +258,14 @@ def test_dynamics_coinciding_lines_are_said_and_drawn_dotted():
     )
     every["mean"] = [m + 0.2 for m in init["mean"]]
     assert "lie on top" not in _caption(report, "dynamics")
+
+
+def test_seeds_paragraph_mentions_perturb_only_when_used():
+    report = minimal_report()
+    page = _text(render_html(report))
+    assert "init seeds the initial values" in page
+    assert "and split the train/test split." in page
+    assert "perturb" not in page
+    report["attribution"] = {"perturbation": [{"metric": "procrustes"}]}
+    page = _text(render_html(report))
+    assert "and perturb moves one initial weight by one unit in the last place" in page

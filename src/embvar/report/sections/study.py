@@ -401,6 +401,16 @@ def _used_metrics(report: dict[str, Any]) -> list[Any]:
     return used
 
 
+# What each source's seed drives; the Seeds paragraph lists those the study has.
+_SEED_ROLES = {
+    "init": "the initial values (set just before the model is built)",
+    "order": "the per-epoch shuffle of the training data (the runner's own generator)",
+    "noise": "dropout and negative sampling (the global seed, reset after the build)",
+    "split": "the train/test split",
+    "perturb": "moves one initial weight by one unit in the last place, as a control",
+}
+
+
 @section("methods", "study")
 def methods(report: dict[str, Any]) -> Section | None:
     """How the numbers were made: metrics, design, seeds, every run.
@@ -423,6 +433,22 @@ def methods(report: dict[str, Any]) -> Section | None:
         for k in r.get("factors") or {}:
             if k not in factor_names:
                 factor_names.append(k)
+    designs = study.get("designs") if isinstance(study.get("designs"), list) else []
+    perturbed = (
+        "perturb" in seed_names
+        or "perturb" in factor_names
+        or any(
+            "perturb" in (d.get("factors") or {})
+            for d in designs
+            if isinstance(d, dict)
+        )
+        or bool((report.get("attribution") or {}).get("perturbation"))
+    )
+    seed_roles = [
+        (name, _SEED_ROLES[name])
+        for name in _SEED_ROLES
+        if name in seed_names or (name == "perturb" and perturbed)
+    ]
     # Runs trained together as one replica group are each given the group's
     # time divided by its size: equal seconds, to the last bit, give them away.
     seconds = [r.get("seconds") for r in runs if isinstance(r.get("seconds"), float)]
@@ -432,6 +458,7 @@ def methods(report: dict[str, Any]) -> Section | None:
         "Methods",
         data={
             "shared_seconds": shared_seconds,
+            "seed_roles": seed_roles,
             "metrics": used,
             "study": study,
             "data": report.get("data"),
