@@ -269,3 +269,27 @@ def test_seeds_paragraph_mentions_perturb_only_when_used():
     report["attribution"] = {"perturbation": [{"metric": "procrustes"}]}
     page = _text(render_html(report))
     assert "and perturb moves one initial weight by one unit in the last place" in page
+
+
+def test_summary_cards_use_reseeded_pairs_where_the_group_has_them():
+    report = full_report()
+    summary = _section(report, "summary")
+    before = {c["path"]: c["value"] for c in summary.data["cards"]}
+    gi = next(
+        i
+        for i, g in enumerate(report["groups"])
+        if any(p.startswith(f"groups[{i}].geometry") for p in before)
+    )
+    g = report["groups"][gi]
+    knn = next(k for k in g["geometry"] if k.startswith("knn_overlap"))
+    g["reseeded"] = {
+        "n_pairs": 3,
+        "geometry": {knn: {**g["geometry"][knn], "mean": 0.24}},
+    }
+    cards = {c["path"]: c for c in _section(report, "summary").data["cards"]}
+    card = cards[f"groups[{gi}].reseeded.geometry.{knn}.mean"]
+    assert card["value"] == "24%" and "new seeds" in card["text"]
+    # Without reseeded pairs the card reads every pair, as before.
+    g["reseeded"] = {"n_pairs": 0}
+    again = {c["path"]: c["value"] for c in _section(report, "summary").data["cards"]}
+    assert again == before

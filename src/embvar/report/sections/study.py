@@ -66,17 +66,27 @@ def summary(report: dict[str, Any]) -> Section | None:
     gi = _main_group_index(report)
     if gi is not None:
         g = report["groups"][gi]
+        # The overlaps between runs reseeded in every source (what retraining
+        # gives), where the group has such pairs; else over all its pairs.
+        reseeded = g.get("reseeded") if isinstance(g.get("reseeded"), dict) else {}
+        use_reseeded = bool(reseeded.get("n_pairs"))
+        where = "reseeded" if use_reseeded else None
+        another = "another run with new seeds" if use_reseeded else "another run"
         for level in ("geometry", "function"):
             for key in _metric_keys(g, level):
                 base, k = split_key(key)
                 stat = g[level][key]
+                path = f"groups[{gi}].{level}.{key}.mean"
+                if use_reseeded and (reseeded.get(level) or {}).get(key):
+                    stat = reseeded[level][key]
+                    path = f"groups[{gi}].{where}.{level}.{key}.mean"
                 if base == "knn_overlap" and stat["mean"] is not None:
                     cards.append(
                         {
                             "value": f"{100 * stat['mean']:.0f}%",
                             "text": f"of an item's {k} nearest neighbours are the "
-                            "same in another run",
-                            "path": f"groups[{gi}].{level}.{key}.mean",
+                            f"same in {another}",
+                            "path": path,
                         }
                     )
                 elif base == "topk_overlap" and stat["mean"] is not None:
@@ -84,8 +94,8 @@ def summary(report: dict[str, Any]) -> Section | None:
                         {
                             "value": f"{100 * stat['mean']:.0f}%",
                             "text": f"of a user's top-{k} recommendations are the "
-                            "same in another run",
-                            "path": f"groups[{gi}].{level}.{key}.mean",
+                            f"same in {another}",
+                            "path": path,
                         }
                     )
                 elif base == "test_rmse" and stat.get("sd") is not None:
