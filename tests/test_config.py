@@ -242,3 +242,28 @@ def test_plan_seed_offset_moves_replicate_levels():
     assert [s.levels["init"] for s in specs] == [100, 101]
     assert [s.levels["order"] for s in specs] == [100, 101]
     assert all(s.levels["split"] == 0 for s in specs)
+
+
+def test_load_study_resolves_paths_against_the_study_files_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("user,item,rating\n1,1,5\n")
+    (folder / "init.npy").write_bytes(b"")
+    (folder / "study.toml").write_text(
+        'name = "mine"\n[data]\nsource = "ratings.csv"\n'
+        '[model]\ninitializer = "pretrained"\npretrained = "init.npy"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    study = load_study("../project/study.toml")
+    assert study.data.source == str((folder / "ratings.csv").resolve())
+    assert study.model.pretrained == str((folder / "init.npy").resolve())
+
+
+def test_load_study_leaves_builtin_names_and_missing_paths_as_written(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text('name = "mine"\n[data]\nsource = "movielens"\n')
+    assert load_study(path).data.source == "movielens"
+    path.write_text('name = "mine"\n[data]\nsource = "missing.csv"\n')
+    assert load_study(path).data.source == "missing.csv"

@@ -458,7 +458,39 @@ def load_study(source: str | Path, *, quick: bool = False) -> Study:
         raise ConfigError(f"{path}: not valid TOML: {exc}.") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the study file: {exc}.") from exc
-    return parse_study(raw, origin=str(path), quick=quick)
+    return parse_study(_anchor_paths(raw, path.parent), origin=str(path), quick=quick)
+
+
+def _anchor_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Resolve the relative file paths of a study file against its folder.
+
+    ``data.source`` and a file ``model.pretrained`` (``.npy``/``.npz``, or
+    the directory of ``STORE_DIR:RUN_ID``) written relative to the study
+    file are made absolute, so a study runs the same from any directory. A
+    path that does not exist there is left as written (the error names it).
+    """
+
+    def anchored(value: str) -> str:
+        if Path(value).is_absolute() or not (folder / value).exists():
+            return value
+        return str((folder / value).resolve())
+
+    raw = dict(raw)
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("source"), str):
+        if data["source"] not in ("movielens", "text8"):
+            raw["data"] = {**data, "source": anchored(data["source"])}
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("pretrained"), str):
+        value = model["pretrained"]
+        if value.endswith((".npy", ".npz")):
+            value = anchored(value)
+        elif ":" in value:
+            store, _, run = value.rpartition(":")
+            if store:
+                value = f"{anchored(store)}:{run}"
+        raw["model"] = {**model, "pretrained": value}
+    return raw
 
 
 def parse_study(
