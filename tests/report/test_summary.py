@@ -333,3 +333,23 @@ def test_summary_no_convergence_sentence_when_function_metrics_stopped():
     # The fixture's geometry series are still changing: not function level.
     report["dynamics"]["series"].append(_function_series(True, change=0.001))
     assert "had not converged" not in " ".join(summary_sentences(report))
+
+
+def test_summary_many_unmoved_groups_are_counted_not_listed():
+    report = full_report()
+    groups = report["groups"]
+    extra = [dict(groups[1], label=f"setting {i}") for i in range(4)]
+    report["groups"] = groups + extra
+    for g, mean in zip(report["groups"], [1.4, 0.06, 1.2, 0.1, 0.2, 0.3, 0.4]):
+        g["training_movement"] = _moved(mean)
+    text = " ".join(summary_sentences(report))
+    assert "In 5 of the 7 settings, the item embeddings barely moved" in text
+    assert "by 6% to 40%" in text and "setting 3" not in text
+
+
+def test_summary_perturbation_of_exactly_zero_is_said_plainly():
+    report = full_report()
+    for entry in report["attribution"]["perturbation"]:
+        entry["ratio"] = 0.0
+    text = " ".join(summary_sentences(report))
+    assert "leaves no difference a distance can measure" in text

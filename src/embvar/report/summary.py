@@ -163,11 +163,18 @@ def _across(report: dict[str, Any]) -> list[str]:
     out = []
     unmoved = [g for g in groups if _moved(g) is not None]
     if unmoved:
-        names = _sources([_setting(g["label"]) for g in unmoved])
-        how = _sources([_pct(_moved(g)["mean"]) for g in unmoved])  # type: ignore[index]
         threshold = _pct(_moved(unmoved[0]).get("threshold", 0.5))  # type: ignore[union-attr]
+        if len(unmoved) <= 3:
+            names = _sources([_setting(g["label"]) for g in unmoved])
+            how = _sources([_pct(_moved(g)["mean"]) for g in unmoved])  # type: ignore[index]
+            which = f"With {names}"
+        else:
+            # Too many labels for a sentence: the count and the range.
+            moved = [_moved(g)["mean"] for g in unmoved]  # type: ignore[index]
+            which = f"In {len(unmoved)} of the {len(groups)} settings"
+            how = f"{_pct(min(moved))} to {_pct(max(moved))}"
         out.append(
-            f"With {names}, the item embeddings barely moved from their random "
+            f"{which}, the item embeddings barely moved from their random "
             f"initial values (training moved the tables by {how}; under "
             f"{threshold} counts as barely), so their neighbourhoods say they are "
             "untrained, not that they are unstable; they are left out of the "
@@ -305,6 +312,13 @@ def _why(report: dict[str, Any]) -> list[str]:
                 out.append(
                     "Moving one initial weight by one unit in the last place "
                     f"ends {_pct(ratio)} as far away as a new seed."
+                )
+            elif ratio == 0:
+                out.append(
+                    "Moving one initial weight by one unit in the last place "
+                    "leaves no difference a distance can measure after training "
+                    "(0 to float64 precision): training here does not amplify a "
+                    "tiny change into a new run."
                 )
             else:
                 out.append(
