@@ -164,3 +164,18 @@ def test_recorder_errors_name_the_problem(tmp_path):
         )
     with pytest.raises(ConfigError, match="seeds must be an int or a mapping"):
         EmbeddingRecorder(tmp_path, "item_vectors", seeds="zero")
+
+
+def test_recorded_store_exports_for_the_projector(recorded, tmp_path):
+    """Tables with the ids the recorder stored, or row numbers; no titles."""
+    from embvar.report.projector import export_projector
+
+    _, store, _, run_ids = recorded
+    done = export_projector(store, tmp_path / "items", table="item_vectors")
+    assert sorted(done.runs) == sorted(run_ids) and done.n_entities == 60
+    lines = (tmp_path / "items" / "metadata.tsv").read_text().splitlines()
+    assert lines[0] == "id\tknn_overlap@10"
+    assert [line.split("\t")[0] for line in lines[1:]] == ITEMS
+    export_projector(store, tmp_path / "users", table="user_vectors")
+    lines = (tmp_path / "users" / "metadata.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines[1:]] == [str(i) for i in range(40)]

@@ -186,7 +186,9 @@ def claims(
 
 @app.command()
 def export(
-    directory: Annotated[Path, typer.Argument(help="A study directory.")],
+    directory: Annotated[
+        Path, typer.Argument(help="A study directory or a store of recorded runs.")
+    ],
     projector: Annotated[
         bool, typer.Option("--projector", help="TensorBoard Embedding Projector files.")
     ] = False,

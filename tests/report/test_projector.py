@@ -111,3 +111,24 @@ def test_export_projector_unknown_table_is_config_error(planted_study, tmp_path)
 def test_export_projector_not_a_study_is_store_error(tmp_path):
     with pytest.raises(StoreError, match="is not an embvar study directory"):
         export_projector(tmp_path)
+
+
+def test_export_projector_reads_the_saved_data_not_the_source(
+    planted_study, tmp_path, monkeypatch
+):
+    """Ids, titles and frequencies come from DIR/data/<key>/, from any cwd."""
+    import embvar.data.prepared as prepared
+
+    def no_source(*args, **kwargs):
+        raise AssertionError("export read the original data source")
+
+    monkeypatch.setattr(prepared, "prepare_data", no_source)
+    monkeypatch.setattr(prepared, "load_source", no_source)
+    monkeypatch.chdir(tmp_path)
+    export_projector(planted_study.directory, tmp_path / "p")
+    lines = (tmp_path / "p" / "metadata.tsv").read_text(encoding="utf-8").splitlines()
+    inter = planted_study.data.interactions
+    first = lines[1].split("\t")
+    assert first[:2] == [str(inter.item_ids[0]), str(inter.item_labels["title"][0])]
+    train = planted_study.data.split.train
+    assert int(first[3]) == inter.item_frequency(train)[0]

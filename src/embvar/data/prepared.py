@@ -159,6 +159,10 @@ def save_prepared(data: PreparedData, folder) -> None:
         )
     save_array(folder / "train.npy", data.split.train)
     save_array(folder / "test.npy", data.split.test)
+    # Training interactions per row, so that readers of the study (the
+    # projector export) need not find the original data file again.
+    save_array(folder / "item_frequency.npy", inter.item_frequency(data.split.train))
+    save_array(folder / "user_frequency.npy", inter.user_frequency(data.split.train))
     labels = {k: v.tolist() for k, v in inter.item_labels.items()}
     write_text_atomic(folder / "labels.json", json.dumps(labels))
     fault_point("prepare")  # testing hook, see embvar.faults

@@ -7,12 +7,16 @@ real variation, not a rotation of the space. The output folder holds::
 
     projector_config.pbtxt     for TensorBoard (``tensorboard --logdir OUT``)
     projector_config.json      for the standalone projector (projector.tensorflow.org)
-    metadata.tsv               one row per entity: id, label, frequency, stability
+    metadata.tsv               one row per entity: id, labels, frequency, stability
     <run_id>.tsv               one aligned table per run (tab-separated floats)
     all_runs.tsv               every run's aligned table, stacked
     all_runs_metadata.tsv      the same metadata per stacked row, plus the run
 
 Labels are written as text: tabs and line breaks in them become spaces.
+The metadata comes from the store alone: a study's saved data (ids, item
+labels, training frequencies), or, for runs an
+:class:`~embvar.keras.EmbeddingRecorder` wrote, the ids it was given (row
+numbers if none), with no labels or frequency column.
 """
 
 from __future__ import annotations
@@ -118,6 +122,85 @@ def _select_runs(store: Store, group: str | None, runs: list[str] | None) -> lis
     return max(groups.values(), key=len)
 
 
+def _row_metadata(
+    root: Path, spec: dict[str, Any], table: str, n: int
+) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+    """The ids, labels and training frequencies of a table's ``n`` rows.
+
+    Read from what the store holds, never from the original data source: a
+    study's prepared data under ``root/data/<key>/`` (ids, item labels,
+    frequencies; text studies: words and their counts), or the ids an
+    :class:`~embvar.keras.EmbeddingRecorder` saved with its run. A run with
+    neither gets its row numbers as ids, and no labels or frequencies.
+    """
+    from embvar.store import load_array
+
+    ref = (spec.get("ids") or {}).get(table)
+    if ref is not None:  # a recorded run's own ids
+        ids = load_array(root / ref["path"], ref["sha256"]).astype(str)
+        if len(ids) == n:
+            return ids, {}, None
+    folder = _data_folder(root, spec)
+    if folder is None:
+        return np.arange(n).astype(str), {}, None
+    if (folder / "words.npy").is_file():  # a text study
+        ids = load_array(folder / "words.npy").astype(str)
+        counts = folder / "counts.npy"
+        freq = load_array(counts) if counts.is_file() else None
+        if len(ids) == n:
+            return ids, {}, freq
+        return np.arange(n).astype(str), {}, None
+    side = "item" if table.startswith("item") else "user"
+    path = folder / f"{side}_ids.npy"
+    if not path.is_file():
+        return np.arange(n).astype(str), {}, None
+    ids = load_array(path).astype(str)
+    if len(ids) != n:
+        return np.arange(n).astype(str), {}, None
+    labels: dict[str, Any] = {}
+    if side == "item" and (folder / "labels.json").is_file():
+        try:
+            saved = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(
+                f"{str(folder / 'labels.json')!r} must be the item labels embvar "
+                f"wrote with the study's data; it cannot be read ({exc})."
+            ) from exc
+        labels = {k: v for k, v in saved.items() if len(v) == n}
+    freq_path = folder / f"{side}_frequency.npy"
+    freq = load_array(freq_path) if freq_path.is_file() else _train_frequency(
+        spec, side
+    )
+    return ids, labels, freq if freq is None or len(freq) == n else None
+
+
+def _data_folder(root: Path, spec: dict[str, Any]) -> Path | None:
+    """The folder a study saved a run's prepared data in, if it has one."""
+    from embvar.config import DataSpec
+    from embvar.data.prepared import data_key
+
+    if "data" not in spec or "seeds" not in spec:
+        return None  # a recorded run
+    folder = root / "data" / data_key(DataSpec(**spec["data"]), spec["seeds"]["split"])
+    return folder if folder.is_dir() else None
+
+
+def _train_frequency(spec: dict[str, Any], side: str) -> np.ndarray | None:
+    """Training frequencies from the data source, for studies saved before
+    embvar kept them with the prepared data; None if the source is gone."""
+    from embvar.config import DataSpec
+    from embvar.data.prepared import prepare_data
+    from embvar.errors import EmbvarError
+
+    try:
+        data = prepare_data(DataSpec(**spec["data"]), spec["seeds"]["split"])
+    except (EmbvarError, OSError):
+        return None
+    inter = data.interactions
+    train = data.split.train
+    return inter.item_frequency(train) if side == "item" else inter.user_frequency(train)
+
+
 def export_projector(
     directory: str | Path,
     out: str | Path | None = None,
@@ -132,7 +215,8 @@ def export_projector(
     Parameters
     ----------
     directory : str or Path
-        A study directory.
+        A study directory, or a store of runs recorded with
+        :class:`~embvar.keras.EmbeddingRecorder`.
     out : str or Path, optional
         Output folder (default ``<directory>/projector``).
     group : str, optional
@@ -158,8 +242,6 @@ def export_projector(
         If ``group`` or ``runs`` name nothing exportable, or ``table`` is not
         a table of the runs.
     """
-    from embvar.config import DataSpec
-    from embvar.data.prepared import prepare_data
     from embvar.metrics.neighbors import neighbor_sets
 
     directory = Path(directory)
@@ -177,25 +259,21 @@ def export_projector(
     n, dim = aligned[0].shape
 
     # Metadata: ids and labels of the rows, training frequency, stability.
-    spec = records[0].spec
-    data = prepare_data(DataSpec(**spec["data"]), spec["seeds"]["split"])
-    inter = data.interactions
-    if table.startswith("item"):
-        ids = np.asarray(inter.item_ids).astype(str)
-        labels = inter.item_labels
-        freq = inter.item_frequency(data.split.train)
-    else:
-        ids = np.asarray(inter.user_ids).astype(str)
-        labels = {}
-        freq = inter.user_frequency(data.split.train)
+    ids, labels, freq = _row_metadata(directory, records[0].spec, table, n)
     stability = np.full(n, np.nan)
     if len(tables) > 1 and n > k:
         neigh = neighbor_sets(tables, k, metric="cosine")
         pairs = [(a, b) for a in range(len(tables)) for b in range(a + 1, len(tables))]
         stability = sum(neigh.overlap(a, b) for a, b in pairs) / len(pairs)
-    columns = ["id", *labels, "frequency", f"knn_overlap@{k}"]
+    columns = ["id", *labels, *(["frequency"] if freq is not None else [])]
+    columns.append(f"knn_overlap@{k}")
     rows = [
-        [ids[i], *(labels[c][i] for c in labels), int(freq[i]), f"{stability[i]:.3f}"]
+        [
+            ids[i],
+            *(labels[c][i] for c in labels),
+            *([int(freq[i])] if freq is not None else []),
+            f"{stability[i]:.3f}",
+        ]
         for i in range(n)
     ]
 
