@@ -161,13 +161,16 @@ def claims(
         Path, typer.Argument(help="A directory holding a report.json.")
     ],
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the rows as JSON.")
+        bool,
+        typer.Option(
+            "--json", help="Print every field of each claim and part as JSON."
+        ),
     ] = False,
 ) -> None:
     """Print the verdicts on the article's claims of a study's report."""
     from rich.table import Table
 
-    from embvar.analysis.claims import claims_table
+    from embvar.analysis.claims import claims_table, not_measured_reason
     from embvar.report.document import read_report
 
     rows = claims_table(read_report(directory))
@@ -179,7 +182,9 @@ def claims(
         low, high = r["interval"] or (None, None)
         interval = "" if None in (low, high) else f"[{low:.3g}, {high:.3g}]"
         effect = "" if r["effect"] is None else f"{r['effect']:.3g}"
-        table.add_row(r["id"], r["verdict"], r["metric"] or "", effect, interval)
+        reason = not_measured_reason(r)
+        metric = r["metric"] or (f"not measured: {reason}" if reason else "")
+        table.add_row(r["id"], r["verdict"], metric, effect, interval)
     console.print(table)
     console.print("Each claim and its parts: `embvar claims DIR --json`.", markup=False)
 

@@ -223,6 +223,46 @@ def test_claims_table_rows_claims_then_parts():
     assert rows[0]["verdict"] == "supported"
 
 
+def test_claims_table_rows_keep_every_field_of_the_report():
+    """--json is the whole record: why a claim is inconclusive, which part decided."""
+    from embvar.analysis.claims import missing_claim, not_measured_reason
+
+    part = make_part("C5a", "s", "m", _est(0.2), "greater", margin=0.01)
+    claim = make_claim("C5", [part], designs=["seeds"])
+    missing = missing_claim("C1", ["crossed"], "no crossed init x order design")
+    rows = claims_table({"claims": {"claims": [claim, missing]}})
+    c5, c5a, c1 = rows
+    assert {k: c5[k] for k in ("decided_by", "effect_definition", "designs")} == {
+        k: claim[k] for k in ("decided_by", "effect_definition", "designs")
+    }
+    assert "parts" not in c5 and c5["statement"] == claim["claim"]
+    assert c5a["part_of"] == "C5" and c5a["rule"] == part["rule"]
+    assert c5a["runs"] == part["runs"] and c5a["detail"] == part["detail"]
+    assert c1["detail"] == "not measured: no crossed init x order design"
+    assert not_measured_reason(c1) == "no crossed init x order design"
+    assert not_measured_reason(c5) is None
+
+
+def test_cli_claims_shows_why_a_claim_was_not_measured(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from embvar.analysis.claims import missing_claim
+    from embvar.cli import app
+
+    claims = [missing_claim("C1", ["crossed"], "no crossed init x order design")]
+    (tmp_path / "report.json").write_text(json.dumps({"claims": {"claims": claims}}))
+    runner = CliRunner()
+    table = runner.invoke(app, ["claims", str(tmp_path)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "not measured: no crossed init x order design" in table.output
+    done = runner.invoke(app, ["claims", str(tmp_path), "--json"])
+    (row,) = json.loads(done.output)
+    assert row["detail"] == claims[0]["detail"] and row["designs"] == ["crossed"]
+    assert row["decided_by"] is None and "effect_definition" in row
+
+
 def test_claims_table_without_claims_rejected():
     with pytest.raises(DataError, match="the report holds no claims"):
         claims_table({"groups": []})

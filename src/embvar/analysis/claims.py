@@ -58,6 +58,7 @@ __all__ = [
     "make_part",
     "make_claim",
     "claims_table",
+    "not_measured_reason",
 ]
 
 Verdict = Literal["supported", "contradicted", "inconclusive"]
@@ -439,8 +440,12 @@ def claims_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ``{"id", "verdict", "metric", "effect", "interval", "statement"}``,
-        each claim followed by its parts (ids such as ``C2a1``).
+        ``{"id", "verdict", "metric", "effect", "interval", "statement"}``
+        followed by every other field of the entry as report.json has it
+        (``detail``, ``decided_by``, ``effect_definition``, ``rule``,
+        ``runs``, ``designs``, ...), each claim followed by its parts (ids
+        such as ``C2a1``, with ``part_of`` naming their claim). A claim's row
+        leaves out its ``parts``: they are the rows after it.
 
     Raises
     ------
@@ -460,7 +465,7 @@ def claims_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     for c in _claim_entries(claims, "claims.claims"):
         rows.append(_claim_row(c, "claim"))
         for p in _claim_entries(c.get("parts") or [], f"claim {c['id']!r} parts"):
-            rows.append(_claim_row(p, "statement"))
+            rows.append({**_claim_row(p, "statement"), "part_of": c["id"]})
     return rows
 
 
@@ -506,4 +511,22 @@ def _claim_row(c: dict[str, Any], text: str) -> dict[str, Any]:
         "effect": effect,
         "interval": interval,
         "statement": c.get(text),
+        **{k: v for k, v in c.items() if k not in _ROW_KEYS},
     }
+
+
+# What a claim's row sets itself; a claim's parts are rows of their own.
+_ROW_KEYS = {"id", "verdict", "metric", "effect", "interval", "statement", "parts"}
+
+
+def not_measured_reason(row: dict[str, Any]) -> str | None:
+    """The short reason an inconclusive claim (or part) was not measured, or None.
+
+    ``"no crossed init x order design"`` for a claim whose detail reads
+    ``"not measured: no crossed init x order design"``.
+    """
+    detail = row.get("detail")
+    if row.get("verdict") != "inconclusive" or not isinstance(detail, str):
+        return None
+    _, sep, reason = detail.partition("not measured:")
+    return (reason.strip() or None) if sep else None
