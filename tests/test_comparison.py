@@ -46,6 +46,25 @@ def test_compare_permuted_rows_with_ids_matches_on_ids(tmp_path):
     assert report["groups"][0]["parameters"]["relative_frobenius"]["mean"] > 0.5
 
 
+def test_compare_report_page_says_what_was_measured(tmp_path):
+    """Files are not a study's seed replicates: the page says what it compared."""
+    ids = [f"e{i}" for i in range(40)]
+    paths = []
+    for r, T in enumerate(_tables(runs=3)):
+        paths.append(tmp_path / f"t{r}.npz")
+        write_embeddings(
+            paths[-1], make_embeddings(T, ids, source="t", format="npz"), "npz"
+        )
+    compare(paths, tmp_path / "cmp")
+    page = (tmp_path / "cmp" / "report.html").read_text(encoding="utf-8")
+    assert "study&#39;s largest group" not in page and "study's largest" not in page
+    assert (
+        "Measured on the 3 tables compared (t0.npz, t1.npz, t2.npz), averaged over "
+        "every pair, on the 40 entities they all share." in page
+    )
+    assert "nearest neighbours are the same in another of the tables" in page
+
+
 def test_compare_differing_vocabularies_reports_coverage(tmp_path):
     tables = _tables()
     ids = np.array([f"e{i}" for i in range(40)])

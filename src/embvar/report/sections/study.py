@@ -63,6 +63,8 @@ def summary(report: dict[str, Any]) -> Section | None:
         except (KeyError, TypeError, ValueError):
             sentences = []
     cards = []
+    how = None
+    compared = report.get("kind") == "compare"
     gi = _main_group_index(report)
     if gi is not None:
         g = report["groups"][gi]
@@ -72,6 +74,11 @@ def summary(report: dict[str, Any]) -> Section | None:
         use_reseeded = bool(reseeded.get("n_pairs"))
         where = "reseeded" if use_reseeded else None
         another = "another run with new seeds" if use_reseeded else "another run"
+        item = "an item"
+        if compared:
+            # ``embvar compare``: tables of files (or of recorded runs), not a
+            # study's seed replicates.
+            another, item, how = _compared_words(g)
         for level in ("geometry", "function"):
             for key in _metric_keys(g, level):
                 base, k = split_key(key)
@@ -84,7 +91,7 @@ def summary(report: dict[str, Any]) -> Section | None:
                     cards.append(
                         {
                             "value": f"{100 * stat['mean']:.0f}%",
-                            "text": f"of an item's {k} nearest neighbours are the "
+                            "text": f"of {item}'s {k} nearest neighbours are the "
                             f"same in {another}",
                             "path": path,
                         }
@@ -140,8 +147,39 @@ def summary(report: dict[str, Any]) -> Section | None:
             "claims_path": claims_path,
             "rules": rules,
             "problems": problems,
+            "how": how,
         },
     )
+
+
+def _compared_words(g: dict[str, Any]) -> tuple[str, str, str]:
+    """What the headline cards of an ``embvar compare`` report measured.
+
+    Returns the words for "the same in ..." and "of ...'s neighbours", and
+    the sentence under the cards, for the report's main group ``g``.
+    """
+    n = g.get("n_runs") or len(g.get("run_ids") or [])
+    names = [str(r) for r in g.get("run_ids") or []]
+    table = str(g.get("table") or "")
+    noun = (
+        "an item"
+        if table.startswith("item")
+        else "a user"
+        if table.startswith("user")
+        else "an entity"
+    )
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if n > 4 else "")
+    label = str(g.get("label") or "")
+    if label in ("", "files"):
+        what, subject = "table", f"the {n} tables compared ({shown})"
+    else:  # runs of a store, grouped by their settings
+        what, subject = "run", f"the {n} runs of group {label} ({shown}), table {table}"
+    other = f"the other {what}" if n == 2 else f"another of the {what}s"
+    pairs = "" if n == 2 else ", averaged over every pair"
+    shared = g.get("n_entities")
+    rows = f", on the {shared} entities they all share" if shared else ""
+    how = f"Measured on {subject}{pairs}{rows}. Identical {what}s would show 100%."
+    return other, noun, how
 
 
 # -- the three levels -------------------------------------------------------------
