@@ -168,8 +168,8 @@ def _row_metadata(
             ) from exc
         labels = {k: v for k, v in saved.items() if len(v) == n}
     freq_path = folder / f"{side}_frequency.npy"
-    freq = load_array(freq_path) if freq_path.is_file() else _train_frequency(
-        spec, side
+    freq = (
+        load_array(freq_path) if freq_path.is_file() else _train_frequency(spec, side)
     )
     return ids, labels, freq if freq is None or len(freq) == n else None
 
@@ -198,7 +198,9 @@ def _train_frequency(spec: dict[str, Any], side: str) -> np.ndarray | None:
         return None
     inter = data.interactions
     train = data.split.train
-    return inter.item_frequency(train) if side == "item" else inter.user_frequency(train)
+    return (
+        inter.item_frequency(train) if side == "item" else inter.user_frequency(train)
+    )
 
 
 def export_projector(
