@@ -47,6 +47,23 @@ def test_pickle_named_npy_is_rejected_before_parsing(tmp_path):
         read_embeddings(tmp_path / "run.npy")
 
 
+def test_named_format_that_does_not_fit_is_one_clean_sentence(tmp_path):
+    """--format npy on a text file: the file once, one period, no --format advice."""
+    path = tmp_path / "d.txt"
+    path.write_text("hello\n")
+    with pytest.raises(DataError) as npy:
+        read_embeddings(path, format="npy")
+    assert str(npy.value) == (
+        f"the embeddings file {str(path)!r} is not a .npy file: it does not start "
+        "with the NumPy magic."
+    )
+    with pytest.raises(DataError) as npz:
+        read_embeddings(path, format="npz")
+    assert str(npz.value) == (
+        f"cannot read {str(path)!r} as a .npz file: it is not a zip archive."
+    )
+
+
 def test_npy_ids_count_must_match_rows(tmp_path, table):
     np.save(tmp_path / "run.npy", table.vectors)
     (tmp_path / "run.ids.txt").write_text("a\nb\n")

@@ -151,11 +151,18 @@ def load_plain_npy(path: Path, what: str) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)
-        if magic != b"\x93NUMPY":
-            raise DataError(
-                f"{what} {str(path)!r} is not a .npy file (it does not start with "
-                "the NumPy magic); name its format with --format."
-            )
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {str(path)!r}: {exc}.") from exc
+    # Checked outside the try below: DataError is a ValueError, which that
+    # try would wrap in a second message. No --format advice: detection by
+    # content sends only .npy files here, so a mismatch means the format
+    # was named (or the file is an ids file).
+    if magic != b"\x93NUMPY":
+        raise DataError(
+            f"{what} {str(path)!r} is not a .npy file: it does not start with "
+            "the NumPy magic."
+        )
+    try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):

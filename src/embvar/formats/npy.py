@@ -68,8 +68,7 @@ def read_npz(path: str | Path) -> Embeddings:
     path = Path(path)
     if not zipfile.is_zipfile(path):
         raise DataError(
-            f"cannot read {str(path)!r} as a .npz file: it is not a zip archive; "
-            "name its format with --format."
+            f"cannot read {str(path)!r} as a .npz file: it is not a zip archive."
         )
     try:
         with np.load(path, allow_pickle=False) as archive:
