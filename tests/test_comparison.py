@@ -65,6 +65,49 @@ def test_compare_report_page_says_what_was_measured(tmp_path):
     assert "nearest neighbours are the same in another of the tables" in page
 
 
+def test_compare_ids_rows_matches_a_file_without_ids_by_position(tmp_path):
+    X = _tables(runs=1)[0]
+    ids = np.array([f"e{i}" for i in range(40)])
+    perm = np.random.default_rng(1).permutation(40)
+    write_embeddings(
+        tmp_path / "a.npy",
+        make_embeddings(X[perm], ids[perm], source="a", format="npy"),
+        "npy",
+    )
+    np.save(tmp_path / "noids.npy", X[perm] + 1.0)  # same rows, no ids file
+    paths = [tmp_path / "a.npy", tmp_path / "noids.npy"]
+    with pytest.raises(DataError, match=r"pass --ids rows \(ids='rows'\)\.$"):
+        compare(paths)
+    report = compare(paths, ids="rows").report
+    assert report["groups"][0]["n_entities"] == 40
+    assert report["groups"][0]["geometry"]["procrustes"]["mean"] == pytest.approx(
+        0.0, abs=1e-6
+    )
+    files = report["compare"]["files"]
+    assert [f["ids_from"] for f in files][1] == "rows of a.npy"
+    np.save(tmp_path / "short.npy", X[:10])
+    with pytest.raises(DataError, match="which has 40 rows; it has 10"):
+        compare([paths[0], tmp_path / "short.npy"], ids="rows")
+    with pytest.raises(ConfigError, match="^ids must be 'rows'"):
+        compare(paths, ids="position")
+
+
+def test_cli_compare_ids_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from embvar.cli import app
+
+    for name in ("p", "q"):
+        np.save(tmp_path / f"{name}.npy", _tables(runs=1)[0])
+    done = CliRunner().invoke(
+        app,
+        ["compare", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"),
+         "--ids", "rows", "--out", str(tmp_path / "cmp")],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "2 tables compared on the 40 entities" in done.output
+
+
 def test_compare_differing_vocabularies_reports_coverage(tmp_path):
     tables = _tables()
     ids = np.array([f"e{i}" for i in range(40)])

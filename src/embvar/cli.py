@@ -373,6 +373,15 @@ def compare(
         typer.Option(help="Variable to read from TensorFlow checkpoints."),
     ] = None,
     k: Annotated[int, typer.Option(min=1, help="Neighbours for k-NN overlap.")] = 10,
+    ids: Annotated[
+        str | None,
+        typer.Option(
+            "--ids",
+            help="'rows': match a file that stores no ids (.npy without an ids "
+            "file, .keras, checkpoint) row for row with the first file that has "
+            "ids.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
@@ -388,6 +397,7 @@ def compare(
         layer=layer,
         variable=variable,
         k=k,
+        ids=ids,
     )
     report = outcome.report
     if as_json:

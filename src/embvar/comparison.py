@@ -90,6 +90,7 @@ def compare(
     k: int = 10,
     words: bool | None = None,
     html: bool = True,
+    ids: str | None = None,
 ) -> CompareOutcome:
     """Compare two or more embedding tables matched on their ids.
 
@@ -115,6 +116,12 @@ def compare(
         are words (at least 10 WordSim353 pairs known).
     html : bool, default=True
         Also write ``report.html``.
+    ids : "rows", optional
+        ``"rows"``: a file that stores no ids (a ``.npy`` with no ids file
+        beside it, a Keras file, a checkpoint) is matched row for row: its
+        row ``r`` is the entity of row ``r`` of the first file that has ids
+        (which must have as many rows), or, if no file has ids, row ``r`` of
+        every file. Default: such a ``.npy`` is an error.
 
     Returns
     -------
@@ -139,10 +146,15 @@ def compare(
         raise ConfigError(
             f"names must give one name per input ({len(inputs)}); got {len(names)}."
         )
+    if ids is not None and ids != "rows":
+        raise ConfigError(
+            f"ids must be 'rows' (match files without ids row for row); "
+            f"got ids={ids!r}."
+        )
     if out is None and len(inputs) == 1 and _recorded_store(inputs[0]):
         out = Path(inputs[0])  # type: ignore[arg-type]
     options = {"format": format, "layer": layer, "variable": variable}
-    items = _read_inputs(inputs, names, options)
+    items = _read_inputs(inputs, names, options, rows=ids == "rows")
     if len(items) < 2:
         raise ConfigError(
             f"compare needs at least two embedding tables; got {len(items)} from "
@@ -325,6 +337,8 @@ def _read_inputs(
     inputs: Sequence[str | Path | Embeddings],
     names: Sequence[str] | None,
     options: dict[str, Any],
+    *,
+    rows: bool = False,
 ) -> list[_Item]:
     items: list[_Item] = []
     file_names = _display_names(inputs)
@@ -335,8 +349,12 @@ def _read_inputs(
         elif is_store(source):
             items.extend(_store_items(Path(source)))
         else:
-            emb = read_embeddings(source, **options)
+            emb = read_embeddings(
+                source, **options, **_rows_option(source, options, rows)
+            )
             items.append(_Item(name, emb, "files", "files"))
+    if rows:
+        _match_rows_by_position(items)
     seen: set[str] = set()
     for item in items:
         if item.name in seen:
@@ -346,6 +364,48 @@ def _read_inputs(
             )
         seen.add(item.name)
     return items
+
+
+def _rows_option(source: Any, options: dict[str, Any], rows: bool) -> dict[str, Any]:
+    """``ids="rows"`` for a ``.npy`` with no ids file beside it, when asked."""
+    from embvar.formats.detect import detect_format
+    from embvar.formats.embeddings import sibling_ids_path
+
+    if not rows:
+        return {}
+    fmt = options.get("format") or detect_format(source)
+    if fmt == "npy" and sibling_ids_path(Path(source)) is None:
+        return {"ids": "rows"}
+    return {}
+
+
+def _match_rows_by_position(items: list[_Item]) -> None:
+    """Give the files without ids the ids of the first file that has them.
+
+    Row ``r`` of a file read with row numbers for ids becomes the entity of
+    row ``r`` of that file (``ids="rows"`` of :func:`compare`).
+    """
+    import dataclasses
+
+    files = [i for i in items if i.group == "files"]
+    named = next((i for i in files if i.embeddings.ids_from != "rows"), None)
+    if named is None:
+        return  # every file by row numbers: already matched by position
+    n = named.embeddings.n_entities
+    for item in files:
+        emb = item.embeddings
+        if emb.ids_from != "rows":
+            continue
+        if emb.n_entities != n:
+            raise DataError(
+                f"{item.name!r} stores no ids, so with ids='rows' its rows are "
+                f"matched to those of {named.name!r}, which has {n} rows; it has "
+                f"{emb.n_entities}. Write its ids, one per line, to an ids file "
+                "beside it."
+            )
+        item.embeddings = dataclasses.replace(
+            emb, ids=named.embeddings.ids, ids_from=f"rows of {named.name}"
+        )
 
 
 def _display_names(inputs: Sequence[Any]) -> list[str]:

@@ -258,6 +258,7 @@ def resolve_ids(
     raise DataError(
         f"{str(path)!r} stores no entity ids, and no ids file was found next to "
         f"it (looked for {tried}); write the id of each row, one per line, to "
-        f"{str(path.with_name(path.stem + '.ids.txt'))!r}, or pass ids='rows' "
-        "if the rows of every file are the same entities in the same order."
+        f"{str(path.with_name(path.stem + '.ids.txt'))!r}, or, if its rows are the "
+        "same entities in the same order as the other files', pass --ids rows "
+        "(ids='rows')."
     )
