@@ -35,6 +35,7 @@ from embvar.models.factorization import (
     make_optimizer,
 )
 from embvar.seeds import order_generator
+from embvar.training.allocator import tune_allocator
 
 __all__ = ["RunResult", "train_run", "rmse", "predict_ratings", "perturb_weight"]
 
@@ -155,6 +156,7 @@ def train_run(
     RunResult
     """
     start = time.perf_counter()
+    tune_allocator()
     result = RunResult(run_id=spec.run_id)
     epochs = spec.training.epochs
     wanted = set(range(epochs + 1)) if snapshot_epochs is None else snapshot_epochs

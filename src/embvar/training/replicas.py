@@ -49,6 +49,7 @@ from embvar.data.prepared import PreparedData, data_key
 from embvar.errors import ConfigError, ShapeMismatchError
 from embvar.models.factorization import Pretrained, make_initializer
 from embvar.seeds import order_generator
+from embvar.training.allocator import tune_allocator
 from embvar.training.fit import RunResult, rmse
 from embvar.training.replica_step import SLOTS, Evaluation, ReplicaModel
 
@@ -361,6 +362,7 @@ def train_replicas(
     specs = list(specs)
     if not specs:
         return []
+    tune_allocator()
     keys = {replica_key(s) for s in specs}
     if None in keys or len(keys) != 1:
         raise ShapeMismatchError(
