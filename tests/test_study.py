@@ -86,6 +86,12 @@ def test_report_key_changes_with_runs_and_study(finished_study):
         assert report_key(store, study, specs[:-1]) != key
         other = study.model_copy(update={"description": "changed"})
         assert report_key(store, other, specs) != key
+        audit = out / "determinism.json"
+        audit.write_text("{}")
+        try:
+            assert report_key(store, study, specs) != key  # an audit to summarise
+        finally:
+            audit.unlink()
 
 
 def test_run_study_other_study_in_same_directory_refused(finished_study, tmp_path):

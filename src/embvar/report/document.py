@@ -153,9 +153,10 @@ def build_report(store: Store, study: Study, specs: list[RunSpec]) -> dict[str, 
 def report_key(store: Store, study: Study, specs: list[RunSpec]) -> str:
     """Return a digest of everything a study's report is computed from.
 
-    The study's settings, every planned run's status and attempts, and the
-    source of the code that analyses and draws (``analysis/``, ``metrics/``,
-    ``report/``): the same key means the same report.
+    The study's settings, every planned run's status and attempts, the
+    study's determinism audit where it has one, and the source of the code
+    that analyses and draws (``analysis/``, ``metrics/``, ``report/``): the
+    same key means the same report.
     """
     import hashlib
 
@@ -172,6 +173,9 @@ def report_key(store: Store, study: Study, specs: list[RunSpec]) -> str:
             if code.suffix in (".py", ".j2", ".css") and code.is_file():
                 h.update(code.relative_to(package).as_posix().encode())
                 h.update(code.read_bytes())
+    audit = store.root / "determinism.json"  # the report summarises it
+    if audit.is_file():
+        h.update(audit.read_bytes())
     h.update(__version__.encode())
     return h.hexdigest()
 
