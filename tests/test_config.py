@@ -244,7 +244,9 @@ def test_plan_seed_offset_moves_replicate_levels():
     assert all(s.levels["split"] == 0 for s in specs)
 
 
-def test_load_study_resolves_paths_against_the_study_files_folder(tmp_path, monkeypatch):
+def test_load_study_resolves_paths_against_the_study_files_folder(
+    tmp_path, monkeypatch
+):
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "ratings.csv").write_text("user,item,rating\n1,1,5\n")

@@ -125,8 +125,13 @@ def test_study_killed_during_a_run_resumes_without_duplicates(
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(
         [
-            *EMBVAR, "study", str(small_study_file), "--dir", str(out),
-            "--trainer", "independent",
+            *EMBVAR,
+            "study",
+            str(small_study_file),
+            "--dir",
+            str(out),
+            "--trainer",
+            "independent",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

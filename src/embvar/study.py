@@ -339,14 +339,15 @@ def run_study(
             store.release_dead_claims()
 
         if analyze:
-            from embvar.report.document import current_report, write_report
+            from embvar.report.document import current_report, report_key, write_report
 
-            kept = None if reanalyze else current_report(store, study, specs)
+            key = report_key(store, study, specs)
+            kept = None if reanalyze else current_report(store, key)
             if kept is not None:
                 logger.info("nothing changed since the last report; kept it")
                 outcome.report_reused = True
             else:
-                kept = write_report(store, study, specs)
+                kept = write_report(store, study, specs, key)
             outcome.report, outcome.report_path = kept
         return outcome
     finally:

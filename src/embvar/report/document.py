@@ -180,28 +180,29 @@ def report_key(store: Store, study: Study, specs: list[RunSpec]) -> str:
     return h.hexdigest()
 
 
-def current_report(
-    store: Store, study: Study, specs: list[RunSpec]
-) -> tuple[dict, Path] | None:
-    """Return the study's written report if nothing it depends on has changed."""
+def current_report(store: Store, key: str) -> tuple[dict, Path] | None:
+    """Return the study's written report if it was written under ``key``
+    (:func:`report_key`): nothing it depends on has changed since."""
+    from embvar.errors import EmbvarError
     from embvar.report.html import HTML_NAME
 
-    path = store.root / REPORT_NAME
-    if store.get_meta("report_key") != report_key(store, study, specs):
+    if store.get_meta("report_key") != key or not (store.root / HTML_NAME).is_file():
         return None
-    if not (store.root / HTML_NAME).is_file():
-        return None
-    from embvar.errors import EmbvarError
-
     try:
-        return read_report(store.root), path
+        return read_report(store.root), store.root / REPORT_NAME
     except EmbvarError:
         return None
 
 
-def write_report(store: Store, study: Study, specs: list[RunSpec]) -> tuple[dict, Path]:
-    """Build the report, write it atomically to ``report.json`` and ``report.html``."""
-    key = report_key(store, study, specs)  # before: a run finishing meanwhile
+def write_report(
+    store: Store, study: Study, specs: list[RunSpec], key: str | None = None
+) -> tuple[dict, Path]:
+    """Build the report, write it atomically to ``report.json`` and ``report.html``.
+
+    ``key`` is the :func:`report_key` recorded with it, taken before the
+    analysis (a run finishing meanwhile must not be counted as analysed).
+    """
+    key = key if key is not None else report_key(store, study, specs)
     report = build_report(store, study, specs)
     path = store.root / REPORT_NAME
     # A unique temporary name: two processes finishing one study may both write.

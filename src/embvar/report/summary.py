@@ -309,23 +309,19 @@ def _why(report: dict[str, Any]) -> list[str]:
         ):
             ratio = float(entry["ratio"])
             if ratio >= 0.01:
-                out.append(
-                    "Moving one initial weight by one unit in the last place "
-                    f"ends {_pct(ratio)} as far away as a new seed."
-                )
+                ends = f"ends {_pct(ratio)} as far away as a new seed."
             elif ratio == 0:
-                out.append(
-                    "Moving one initial weight by one unit in the last place "
+                ends = (
                     "leaves no difference a distance can measure after training "
-                    "(0 to float64 precision): training here does not amplify a "
-                    "tiny change into a new run."
+                    "(0 to float64 precision)"
                 )
             else:
-                out.append(
-                    "Moving one initial weight by one unit in the last place "
-                    f"ends only {ratio:.1e} times as far away as a new seed: "
-                    "training here does not amplify a tiny change into a new run."
-                )
+                ends = f"ends only {ratio:.1e} times as far away as a new seed"
+            if ratio < 0.01:
+                ends += ": training here does not amplify a tiny change into a new run."
+            out.append(
+                "Moving one initial weight by one unit in the last place " + ends
+            )
             break
     return out
 

@@ -33,7 +33,7 @@ _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
 _MMAP_THRESHOLD = 1 << 30  # requests up to 1 GiB come from the heap
-_TRIM_THRESHOLD = 1 << 32  # keep up to 4 GiB of freed heap before trimming
+_TRIM_THRESHOLD = 2**31 - 1  # keep up to 2 GiB of freed heap (mallopt takes an int)
 _TOP_PAD = 1 << 28
 
 _done: bool | None = None
@@ -65,7 +65,7 @@ def tune_allocator() -> bool:
         mallopt(param, value) == 1
         for param, value in (
             (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD),
-            (_M_TRIM_THRESHOLD, min(_TRIM_THRESHOLD, 2**31 - 1)),
+            (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD),
             (_M_TOP_PAD, _TOP_PAD),
         )
     )

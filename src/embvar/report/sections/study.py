@@ -72,7 +72,6 @@ def summary(report: dict[str, Any]) -> Section | None:
         # gives), where the group has such pairs; else over all its pairs.
         reseeded = g.get("reseeded") if isinstance(g.get("reseeded"), dict) else {}
         use_reseeded = bool(reseeded.get("n_pairs"))
-        where = "reseeded" if use_reseeded else None
         another = "another run with new seeds" if use_reseeded else "another run"
         item = "an item"
         if compared:
@@ -86,7 +85,7 @@ def summary(report: dict[str, Any]) -> Section | None:
                 path = f"groups[{gi}].{level}.{key}.mean"
                 if use_reseeded and (reseeded.get(level) or {}).get(key):
                     stat = reseeded[level][key]
-                    path = f"groups[{gi}].{where}.{level}.{key}.mean"
+                    path = f"groups[{gi}].reseeded.{level}.{key}.mean"
                 if base == "knn_overlap" and stat["mean"] is not None:
                     cards.append(
                         {
