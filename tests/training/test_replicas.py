@@ -182,6 +182,55 @@ def test_train_replicas_fully_compiled_step_matches_independent_runs(ratings_fil
         _assert_same_run(replica, _independent(spec))
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "decay_period"),
+    [("adam", 1), ("adam", 3), ("adamw", 5), ("rmsprop", 1)],
+)
+def test_train_replicas_touched_rows_match_independent_runs(
+    ratings_file, optimizer, decay_period
+):
+    # Both sides' touched rows updated on their own, Adam's zero-gradient
+    # steps deferred: flushes fall inside epochs (8 steps each) and at their ends.
+    specs = _mixed_group(ratings_file, optimizer)
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    replicas = train_replicas(
+        specs, data, jit_compile=True, touched_rows=True, decay_period=decay_period
+    )
+    for spec, replica in zip(specs, replicas, strict=True):
+        _assert_same_run(replica, _independent(spec))
+
+
+def test_touched_rows_slots_follow_batch_order():
+    # Two replicas, three rows each; positions (replica, row):
+    # (0,2) (0,0) (0,2) | (1,1) (1,1) (1,0) -> stacked rows 2 0 2 4 4 3.
+    import tensorflow as tf
+
+    from embvar.training.replica_step import BatchRows
+
+    index = tf.constant([[2, 0, 2], [1, 1, 0]], tf.int32)
+    touched = BatchRows(tf, index, 3).touched()
+    assert touched.slot.numpy().tolist() == [0, 1, 0, 2, 2, 3]
+    # Unused slots point one past the stacked table (6 rows).
+    assert touched.row.numpy().tolist() == [2, 0, 4, 3, 6, 6]
+    assert touched.nd.numpy().tolist() == [[0, 2], [0, 0], [1, 1], [1, 0], [2, 0], [2, 0]]
+    values = tf.constant([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
+    assert touched.sums(values).numpy().ravel().tolist() == [4, 2, 9, 6, 0, 0]
+    state = tf.reshape(tf.range(6, dtype=tf.float32), (2, 3, 1))
+    assert touched.gather(state).numpy().ravel().tolist() == [2, 0, 4, 3, 5, 5]
+    assert touched.per_slot(tf.constant([10.0, 20.0])).numpy().ravel().tolist() == [
+        10, 10, 20, 20, 20, 20
+    ]
+
+
+def test_touched_rows_need_a_compiled_step(ratings_file):
+    specs = _mixed_group(ratings_file, "adam")
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    with pytest.raises(TrainingError, match="touched_rows=True needs"):
+        train_replicas(specs, data, jit_compile=False, touched_rows=True)
+    with pytest.raises(ConfigError, match="decay_period"):
+        train_replicas(specs, data, decay_period=0)
+
+
 def test_train_replicas_diverging_replica_stops_alone(ratings_file):
     # One replica's learning rate makes SGD blow up; it must stop where its
     # independent run stops, and leave the other replica as it would be.

@@ -22,24 +22,43 @@ rules are:
   table moved by a dense slot changes at every step, in the batch or not.
 
 A step is up to three compiled functions: the losses, the gradients and
-their densified sums (reads only); the dense update of every row; the
-per-position scatters. The same arithmetic, element by element, as the
-Keras step; only the order of some sums may differ.
+what the updates need (reads only); the dense update of every row; the
+scatters. The same arithmetic, element by element, as the Keras step; only
+the order of some sums may differ.
+
+A dense slot moves every row at every step, but a row outside the batch
+moves by the same rule with a zero gradient. For a side whose table has
+many more rows than the batch has positions (the items of MovieLens: 9,066
+rows against 1,024 positions), densifying the gradient would write and then
+read a table-sized array of mostly zeros. There the step instead applies the
+update rule with a zero gradient to every row, and computes the rows the
+batch touches from their values before the step and their summed gradients,
+then writes them over (``touched`` rows). Element by element, each row gets
+the arithmetic it gets from the densified gradient.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from embvar.checks import check_int
 from embvar.config import RunSpec
 from embvar.data.prepared import PreparedData
 from embvar.errors import ShapeMismatchError, TrainingError
 from embvar.models.factorization import make_optimizer
 
-__all__ = ["ReplicaModel", "Evaluation", "optimizer_settings", "SLOTS"]
+__all__ = [
+    "ReplicaModel",
+    "Evaluation",
+    "optimizer_settings",
+    "SLOTS",
+    "TOUCHED_ROWS_RATIO",
+    "DECAY_PERIOD",
+    "distinct_rows",
+]
 
 # Optimizer state tables per model table, and their initial values.
 SLOTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -49,6 +68,14 @@ SLOTS: dict[str, tuple[tuple[str, str], ...]] = {
     "rmsprop": (("velocity", "zeros"),),
     "adagrad": (("accumulator", "initial_accumulator_value"),),
 }
+
+# A side's touched rows are updated on their own (instead of densifying its
+# gradient) when its table has at least this many rows per batch position.
+TOUCHED_ROWS_RATIO = 4
+
+# Adam's zero-gradient steps of the rows outside the batch are applied this
+# many at a time, in one pass over the tables (see ReplicaModel.flush).
+DECAY_PERIOD = 4
 
 # Keras optimizer settings the replica step does not implement; a value
 # other than the default here means the run cannot be trained as a replica.
@@ -141,6 +168,71 @@ class BatchRows:
         """A per-replica vector (R,) repeated for each position -> (R*b, 1)."""
         return self.tf.repeat(vector, self.b)[:, None]
 
+    def touched(self, n_slots: int | None = None) -> "TouchedRows":
+        """The distinct rows of the batch, each in a slot of its own.
+
+        ``n_slots`` (default: one per position) must be at least the number
+        of distinct rows (:func:`distinct_rows`).
+        """
+        return TouchedRows(self, self.R * self.b if n_slots is None else n_slots)
+
+
+def distinct_rows(index: np.ndarray, n_rows: int) -> int:
+    """Return how many distinct (replica, row) pairs a batch ``index`` (R, b) holds."""
+    R = index.shape[0]
+    mark = np.zeros(R * n_rows, bool)
+    mark[(index + (np.arange(R) * n_rows)[:, None]).ravel()] = True
+    return int(np.count_nonzero(mark))
+
+
+class TouchedRows:
+    """The distinct (replica, row) pairs of one side's batch, in fixed-size slots.
+
+    A row's slot is the rank of its first position among the first positions
+    of all rows, so slots follow batch order. The number of slots is a
+    static shape, at least the number of distinct rows; the unused ones
+    point one past the last row of the stacked table, where XLA's scatters
+    drop their writes.
+    """
+
+    def __init__(self, rows: BatchRows, n_slots: int):
+        tf = self.tf = rows.tf
+        flat = rows._flat
+        n_pos = rows.R * rows.b
+        self.size = rows.R * rows.n_rows
+        self.n_rows = rows.n_rows
+        position = tf.range(n_pos, dtype=flat.dtype)
+        empty = tf.fill([self.size], tf.constant(n_pos, flat.dtype))
+        first = tf.tensor_scatter_nd_min(empty, flat[:, None], position)
+        leader = tf.gather(first, flat)
+        is_first = tf.cast(tf.equal(leader, position), flat.dtype)
+        # The slot of each position: that of its row's first position.
+        self.slot = tf.gather(tf.cumsum(is_first) - 1, leader)
+        self.n_slots = n_slots
+        # Each slot's stacked row index; unused slots get the largest int.
+        row = tf.math.unsorted_segment_min(flat, self.slot, n_slots)
+        self.row = tf.minimum(row, self.size)
+        self._safe = tf.minimum(self.row, self.size - 1)
+        self.nd = tf.stack([self.row // self.n_rows, self.row % self.n_rows], axis=1)
+
+    def sums(self, values):
+        """The per-position ``values`` summed per slot, in batch order."""
+        return self.tf.math.unsorted_segment_sum(values, self.slot, self.n_slots)
+
+    def gather(self, state):
+        """Each slot's row of a side's state (R, n, k) -> (slots, k)."""
+        tf = self.tf
+        flat = tf.reshape(state, (self.size, *state.shape[2:]))
+        return tf.gather(flat, self._safe)
+
+    def per_slot(self, vector):
+        """A per-replica vector (R,) read for each slot's replica -> (slots, 1)."""
+        return self.tf.gather(vector, self._safe // self.n_rows)[:, None]
+
+    def per_position(self, values):
+        """Per slot values (slots, k) read back for each position -> (R*b, k)."""
+        return self.tf.gather(values, self.slot)
+
 
 class ReplicaModel:
     """Stacked tables, optimizer slots and the compiled step of one group.
@@ -163,6 +255,21 @@ class ReplicaModel:
         Compile with XLA the dense update of every row (where fusion saves
         most of the memory traffic), and the work on the batch rows and the
         evaluation (worth its compile time only for large groups).
+    decay_period : int
+        For Adam's touched sides: how many zero-gradient steps of the rows
+        outside the batch are applied together (1: at every step).
+    slots : mapping of str to int, optional
+        Per side, the most distinct rows a batch will touch (a step that
+        touches more recompiles the step for one slot per position). Fewer
+        slots make the work on touched rows smaller; default: one per
+        position.
+    touched_rows : bool, optional
+        Update the rows a batch touches on their own rather than densify
+        the gradient of a dense slot (Adam, AdamW, RMSprop): True for both
+        sides, False for neither. By default, for each side whose table has
+        ``TOUCHED_ROWS_RATIO`` rows per batch position or more, when the
+        batch work is compiled (the scatters rely on XLA dropping writes
+        outside the table).
     """
 
     SIDES = ("user", "item")
@@ -175,6 +282,9 @@ class ReplicaModel:
         *,
         jit_dense: bool = True,
         jit_batch: bool = True,
+        touched_rows: bool | None = None,
+        decay_period: int = DECAY_PERIOD,
+        slots: Mapping[str, int] | None = None,
     ):
         import tensorflow as tf
 
@@ -183,7 +293,7 @@ class ReplicaModel:
         self.dim = initial[0]["user_embedding"].shape[1]
         self.use_bias = "user_bias" in initial[0]
         self.settings = optimizer_settings(specs)
-        slots = SLOTS[self.settings["name"]]
+        slot_kinds = SLOTS[self.settings["name"]]
         self.state = {}
         for side in self.SIDES:
             tables = [
@@ -196,11 +306,11 @@ class ReplicaModel:
             ]
             w = np.stack(tables).astype(np.float32)
             fills = [
-                0.0 if init == "zeros" else self.settings[init] for _, init in slots
+                0.0 if init == "zeros" else self.settings[init] for _, init in slot_kinds
             ]
             self.state[side] = [tf.Variable(w, name=f"{side}_table")] + [
                 tf.Variable(np.full_like(w, fill), name=f"{side}_{name}")
-                for (name, _), fill in zip(slots, fills, strict=True)
+                for (name, _), fill in zip(slot_kinds, fills, strict=True)
             ]
         self.iterations = tf.Variable(0, dtype=tf.int64, name="iterations")
         self.mu = tf.constant(mu, tf.float32)
@@ -214,6 +324,47 @@ class ReplicaModel:
         self.l2 = tf.constant(l2)
         self.use_l2 = bool(np.any(l2 > 0))
         self.active = tf.Variable(np.ones(self.R, np.float32), name="active")
+        name = self.settings["name"]
+        dense_slots = name in ("adam", "adamw", "rmsprop")
+        check_int("decay_period", decay_period, 1)
+        if touched_rows and not jit_batch:
+            raise TrainingError(
+                "touched_rows=True needs the batch work compiled (jit_batch=True)."
+            )
+        batch = specs[0].training.batch_size
+        self.touched_sides = {
+            side
+            for side in self.SIDES
+            if dense_slots
+            and (
+                touched_rows
+                if touched_rows is not None
+                else jit_batch
+                and self.state[side][0].shape[1] >= TOUCHED_ROWS_RATIO * batch
+            )
+        }
+        # Adam's touched sides defer their rows' zero-gradient steps: each row
+        # records how many steps it has had (``done``), a touched row is
+        # brought up to date before its step, every row every few steps.
+        self.decay_period = int(decay_period)
+        self.positions = self.R * batch
+        self.slots = {
+            side: min(self.positions, max(1, int((slots or {}).get(side, self.positions))))
+            for side in self.SIDES
+        }
+        self.lazy_sides = self.touched_sides if name in ("adam", "adamw") else set()
+        self.done = {
+            side: tf.Variable(
+                np.zeros((self.R, self.state[side][0].shape[1], 1), np.int64),
+                name=f"{side}_done",
+            )
+            for side in self.lazy_sides
+        }
+        self._steps = 0  # steps taken, as self.iterations counts them
+        self._flushed = 0  # the step up to which every row is up to date
+        self._flush_phase = tf.function(
+            self._flush, jit_compile=jit_dense, autograph=False
+        )
         # Up to three compiled functions per step: gradients (reads only), the
         # dense update, the scatters. Compiled as one, XLA keeps a copy of a
         # table for its reads or fuses a scatter with the dense update that
@@ -227,9 +378,8 @@ class ReplicaModel:
         self._sparse_phase = tf.function(
             self._sparse, jit_compile=jit_batch, autograph=False
         )
-        name = self.settings["name"]
         self.has_dense = self.use_wd or name not in ("sgd", "adagrad")
-        self.has_sparse = name not in ("adam", "adamw")
+        self.has_sparse = name not in ("adam", "adamw") or bool(self.touched_sides)
         self.predict = tf.function(
             self._predict, jit_compile=jit_batch, autograph=False
         )
@@ -251,14 +401,83 @@ class ReplicaModel:
         """
         tf = self.tf
         count = tf.constant(count, tf.int32)
-        losses, dense, sparse = self._rows_phase(users, items, ratings, count)
+        index = {"user": users, "item": items}
+        for side in self.touched_sides:
+            n_rows = self.state[side][0].shape[1]
+            if self.slots[side] < self.positions and (
+                distinct_rows(np.asarray(index[side]), n_rows) > self.slots[side]
+            ):
+                # More distinct rows than reserved: one slot per position from now.
+                self.slots[side] = self.positions
+        slots = tuple(self.slots[side] for side in self.SIDES)
+        losses, dense, sparse = self._rows_phase(users, items, ratings, count, slots)
         if self.has_dense:
             self._dense_phase(dense)
         if self.has_sparse:
             self._sparse_phase(sparse)
+        self._steps += 1
+        if self._steps - self._flushed >= self.decay_period:
+            self.flush()
         return losses
 
-    def _rows(self, users, items, ratings, count):
+    def flush(self) -> None:
+        """Bring every row of the lazy sides up to date (before reading the tables).
+
+        A row outside the batch takes Adam's step with a zero gradient at
+        every step. Those steps are deferred and applied here, up to
+        ``decay_period`` of them in one pass over the tables: each row takes
+        the steps after the last one it has had, one by one, with each
+        step's own step size. The arithmetic per step is the same as taking
+        it at its time.
+        """
+        if self.lazy_sides and self._flushed < self._steps:
+            self._flush_phase("table")
+            self._flush_phase("slots")
+        self._flushed = self._steps
+
+    def _flush(self, part: str):
+        """Apply the deferred steps to the tables (``part="table"``), then the rest.
+
+        Two compiled functions: the table's new values read the old moments,
+        so written in one function XLA would first copy both moment tables.
+        """
+        tf = self.tf
+        upto = self.iterations.read_value()
+        for side in self.lazy_sides:
+            state = self.state[side]
+            done = self.done[side]
+            new = self._catch_up(
+                [var.read_value() for var in state],
+                done.read_value(),
+                upto,
+                self.decay_period,
+                lambda vector: tf.reshape(vector, (self.R, 1, 1)),
+            )
+            if part == "table":
+                state[0].assign(new[0])
+                continue
+            for var, value in zip(state[1:], new[1:], strict=True):
+                var.assign(value)
+            done.assign(tf.fill(done.shape, upto))
+
+    def _catch_up(self, state, done, upto, n_steps: int, per_replica):
+        """Apply Adam's zero-gradient steps ``done+1 .. upto`` to some rows.
+
+        Steps ``upto - n_steps + 1 .. upto`` are unrolled; a row skips those
+        it has had (at most ``done``). ``per_replica`` shapes a per-replica
+        vector (R,) to broadcast against the rows.
+        """
+        tf = self.tf
+        lr, wd = per_replica(self.lr_vector), per_replica(self.wd_vector)
+        for j in range(n_steps):
+            step = upto - (n_steps - 1) + j
+            alpha = per_replica(self._alpha_at(step))
+            new = self._adam_rule(state, 0.0, 0.0, alpha, lr, wd)
+            due = step > done
+            state = [tf.where(due, n, o) for n, o in zip(new, state, strict=True)]
+        return state
+
+    def _rows(self, users, items, ratings, count, slots):
         """Losses and gradients; what the dense and the sparse updates need."""
         tf = self.tf
         index = {"user": users, "item": items}
@@ -266,24 +485,53 @@ class ReplicaModel:
             side: BatchRows(tf, index[side], self.state[side][0].shape[1])
             for side in self.SIDES
         }
-        w = {side: batch[side].gather(self.state[side][0]) for side in self.SIDES}
-        with tf.GradientTape() as tape:
-            tape.watch(list(w.values()))
-            losses = self._losses(w, ratings, count)
-            # The sum keeps each replica's gradient its own; stopped ones weigh 0.
-            total = tf.reduce_sum(losses * self.active)
-        grads = tape.gradient(total, [w[side] for side in self.SIDES])
+        w, lazy = {}, {}
+        for side in self.SIDES:
+            if side in self.lazy_sides:
+                # Each touched row as of the last step, then its rows per position.
+                t = batch[side].touched(slots[self.SIDES.index(side)])
+                old = self._catch_up(
+                    [t.gather(var) for var in self.state[side]],
+                    t.gather(self.done[side]),
+                    self.iterations.read_value(),
+                    self.decay_period - 1,
+                    t.per_slot,
+                )
+                lazy[side] = (t, old)
+                w[side] = t.per_position(old[0])
+            else:
+                w[side] = batch[side].gather(self.state[side][0])
+        losses, grads = self._losses(w, ratings, count)
         dense, sparse = {}, {}
         for side, g in zip(self.SIDES, grads, strict=True):
-            dense[side], sparse[side] = self._gradient_parts(batch[side], g)
+            if side in lazy:
+                dense[side], sparse[side] = {}, self._touched_adam(*lazy[side], g)
+                continue
+            dense[side], sparse[side] = self._gradient_parts(
+                batch[side],
+                g,
+                self.state[side],
+                slots[self.SIDES.index(side)] if side in self.touched_sides else None,
+            )
             sparse[side]["index"] = index[side]
         return losses, dense, sparse
 
     def _losses(self, w, ratings, count):
-        """Each replica's loss (R,): Keras's batch MSE plus the L2 penalty.
+        """Each replica's loss (R,) and its gradient by each side's batch rows.
 
-        Means are taken over the first ``count`` positions; padding adds
-        exact zeros to the sums and gets a zero gradient.
+        The loss is Keras's batch MSE plus the L2 penalty; means are taken
+        over the first ``count`` positions, and padding adds exact zeros to
+        the sums and gets a zero gradient. The gradient is that of the sum
+        of the replicas' losses (so each replica's rows get their own
+        loss's gradient; stopped replicas weigh 0), written out in the
+        order of operations automatic differentiation takes, so that it
+        rounds alike, without the pads and copies a tape adds.
+
+        Returns
+        -------
+        losses : Tensor (R,)
+        grads : list of Tensor (R*b, k)
+            The gradient by the user and by the item row of each position.
         """
         tf = self.tf
         R, b = ratings.shape
@@ -296,35 +544,61 @@ class ReplicaModel:
         score = tf.reduce_sum(u * v, axis=-1) + self.mu
         if self.use_bias:
             score = score + wu[..., self.dim] + wi[..., self.dim]
-        losses = tf.reduce_sum(tf.square(ratings - score) * real, axis=-1) / size
+        error = ratings - score
+        losses = tf.reduce_sum(tf.square(error) * real, axis=-1) / size
+        # d(sum_r active_r * loss_r) / d score, per position.
+        d_score = -(((self.active / size)[:, None] * real) * (error * 2.0))[..., None]
+        g_u, g_v = d_score * v, d_score * u
         if self.use_l2:
             norms = tf.reduce_sum(u * u, axis=-1) + tf.reduce_sum(v * v, axis=-1)
             losses = losses + self.l2 * (tf.reduce_sum(norms * real, axis=-1) / size)
-        return losses
+            d_norm = ((self.active * self.l2 / size)[:, None] * real)[..., None]
+            d_u, d_v = d_norm * u, d_norm * v
+            g_u, g_v = g_u + (d_u + d_u), g_v + (d_v + d_v)
+        if self.use_bias:
+            g_u = tf.concat([g_u, d_score], axis=-1)
+            g_v = tf.concat([g_v, d_score], axis=-1)
+        k = wu.shape[-1]
+        return losses, [tf.reshape(g_u, (R * b, k)), tf.reshape(g_v, (R * b, k))]
 
     def _dense(self, dense):
-        """Update every row of both sides' tables and dense slots."""
+        """Update every row of both sides' tables and dense slots.
+
+        A side whose touched rows are updated on their own gets no dense
+        gradient: every row moves as if its gradient were zero, and the
+        sparse phase then writes the touched rows over. Adam's touched
+        sides are left to :meth:`flush`.
+        """
         for side in self.SIDES:
-            self._dense_update(self.state[side], dense[side])
+            if side not in self.lazy_sides:
+                self._dense_update(self.state[side], dense[side])
         self.iterations.assign_add(1)  # Adam's step count, read above
 
     def _sparse(self, sparse):
         """Scatter each side's per-position updates (the last part of the step)."""
         for side in self.SIDES:
             self._sparse_update(self.state[side], sparse[side])
+            if "done" in sparse[side]:
+                self.done[side].scatter_nd_update(
+                    sparse[side]["touched"], sparse[side]["done"]
+                )
 
     # -- the update rules, as Keras applies them to an embedding's sparse gradient --
 
     def _alpha(self):
         """Adam's step size per replica, (R,), at this step."""
+        return self._alpha_at(self.iterations + 1)
+
+    def _alpha_at(self, step):
+        """Adam's step size per replica, (R,), at step ``step`` (counted from 1)."""
         tf = self.tf
         s = self.settings
-        local_step = tf.cast(self.iterations + 1, tf.float32)
+        local_step = tf.cast(step, tf.float32)
         beta_1_power = tf.pow(tf.constant(s["beta_1"], tf.float32), local_step)
         beta_2_power = tf.pow(tf.constant(s["beta_2"], tf.float32), local_step)
         return self.lr_vector * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
-    def _gradient_parts(self, rows: BatchRows, g):
+    def _gradient_parts(self, rows: BatchRows, g, state, n_slots: int | None):
         """Split one side's gradient into Keras's dense and per-position parts.
 
         ``g`` (R*b, k) is the gradient of each batch position's row. Keras
@@ -336,12 +610,20 @@ class ReplicaModel:
         learning rate stays per position and is scattered into the table one
         position at a time.
 
+        With ``n_slots``, the dense sums are taken per touched row instead,
+        and the touched rows' new values of the dense slots (and, for Adam,
+        of the table) are computed here from ``state`` before the step.
+
         Returns
         -------
         dense : dict of str to Tensor
-            Dense (R, n, k) sums for the slots that decay every row.
+            Dense (R, n, k) sums for the slots that decay every row; empty
+            with ``n_slots``.
         sparse : dict of str to Tensor
-            Per-position values for the scatters.
+            Per-position values for the scatters; with ``n_slots`` also the
+            touched rows' indices (``touched``) and their new values (``rows``, one
+            entry per state variable, None where the variable keeps the
+            dense phase's value).
         """
         tf = self.tf
         s = self.settings
@@ -351,44 +633,91 @@ class ReplicaModel:
             dense["g"] = rows.dense(g)
             dense["g2"] = rows.dense(tf.square(g))
         elif s["name"] == "rmsprop":
-            dense["g2"] = rows.dense((1 - s["rho"]) * tf.square(g))
+            g2 = (1 - s["rho"]) * tf.square(g)
+            if n_slots is None:
+                dense["g2"] = rows.dense(g2)
+                return dense, sparse
+            t = rows.touched(n_slots)
+            velocity = self._rmsprop_rule(t.gather(state[1]), t.sums(g2))
+            sparse["touched"] = t.nd
+            sparse["rows"] = [None, velocity]
+            sparse["velocity"] = t.per_position(velocity)
         return dense, sparse
+
+    def _touched_adam(self, touched: TouchedRows, old, g):
+        """The new values of Adam's touched rows, from ``old`` (as of the last step)."""
+        tf = self.tf
+        rows = self._adam_rule(
+            old,
+            touched.sums(g),
+            touched.sums(tf.square(g)),
+            touched.per_slot(self._alpha()),
+            touched.per_slot(self.lr_vector),
+            touched.per_slot(self.wd_vector),
+        )
+        step = tf.fill((touched.n_slots, 1), self.iterations + 1)
+        return {"touched": touched.nd, "rows": rows, "done": step}
+
+    def _adam_rule(self, state, g, g2, alpha, lr, wd):
+        """Adam's (and AdamW's) update of table, momentum and velocity values.
+
+        ``g`` and ``g2`` are the densified gradient and squared gradient of
+        the rows (zero for rows outside the batch); ``alpha``, ``lr`` and
+        ``wd`` broadcast against the rows. The same expressions for the
+        dense phase and for touched rows, so both round alike.
+        """
+        tf = self.tf
+        s = self.settings
+        w, m, v = state
+        if self.use_wd:
+            # Decoupled weight decay first, as Keras applies it: w -= w * wd * lr.
+            w = w - w * wd * lr
+        m_new = m + (g - m) * (1 - s["beta_1"])
+        v_new = v + (g2 - v) * (1 - s["beta_2"])
+        return [w - (m_new * alpha) / (tf.sqrt(v_new) + s["epsilon"]), m_new, v_new]
+
+    def _rmsprop_rule(self, velocity, g2):
+        """RMSprop's velocity update; ``g2`` is ``(1 - rho) * g**2`` densified."""
+        return self.settings["rho"] * velocity + g2
 
     def _dense_update(self, state, dense: dict[str, Any]) -> None:
         """Update every row of one side's table and dense slots, as Keras does."""
         tf = self.tf
         s = self.settings
-        var = state[0]
-        w = var
-        if self.use_wd:
-            # Decoupled weight decay first, as Keras applies it: w -= w * wd * lr.
-            w = w - w * self.wd * self.lr
         if s["name"] in ("adam", "adamw"):
-            beta_1, beta_2, eps = s["beta_1"], s["beta_2"], s["epsilon"]
             alpha = tf.reshape(self._alpha(), (self.R, 1, 1))
-            m, v = state[1], state[2]
-            m_new = m + (dense["g"] - m) * (1 - beta_1)
-            v_new = v + (dense["g2"] - v) * (1 - beta_2)
-            var.assign(w - (m_new * alpha) / (tf.sqrt(v_new) + eps))
-            m.assign(m_new)
-            v.assign(v_new)
+            new = self._adam_rule(
+                state, dense.get("g", 0.0), dense.get("g2", 0.0), alpha, self.lr, self.wd
+            )
+            for var, value in zip(state, new, strict=True):
+                var.assign(value)
             return
         if s["name"] == "rmsprop":
-            state[1].assign(s["rho"] * state[1] + dense["g2"])
+            state[1].assign(self._rmsprop_rule(state[1], dense.get("g2", 0.0)))
         if self.use_wd:
-            var.assign(w)
+            var = state[0]
+            var.assign(var - var * self.wd * self.lr)
 
     def _sparse_update(self, state, part: dict[str, Any]) -> None:
         """Scatter one side's per-position updates into its table, as Keras does."""
         tf = self.tf
         s = self.settings
         var = state[0]
+        if "touched" in part:
+            # The touched rows' new values over the dense phase's zero-gradient ones.
+            for target, values in zip(state, part["rows"], strict=True):
+                if values is not None:
+                    target.scatter_nd_update(part["touched"], values)
+        if s["name"] in ("adam", "adamw"):
+            return
         rows = BatchRows(tf, part["index"], var.shape[1])
         g, lr = part["g"], part["lr"]
         if s["name"] == "sgd":
             var.scatter_nd_sub(rows.nd, g * lr)
         elif s["name"] == "rmsprop":
-            velocity = rows.gather(state[1])
+            velocity = part.get("velocity")
+            if velocity is None:
+                velocity = rows.gather(state[1])
             var.scatter_nd_sub(rows.nd, (lr * g) / tf.sqrt(velocity + s["epsilon"]))
         elif s["name"] == "adagrad":
             state[1].scatter_nd_add(rows.nd, tf.square(g))
@@ -411,6 +740,7 @@ class ReplicaModel:
 
     def values(self) -> dict[str, np.ndarray]:
         """Return every table of every replica: (R, n, k) float32 copies."""
+        self.flush()
         out = {}
         tables = {side: self.state[side][0].numpy() for side in self.SIDES}
         for side in self.SIDES:
@@ -423,6 +753,7 @@ class ReplicaModel:
     def stop(self, r: int) -> None:
         """Take replica ``r`` out: zero its tables and slots, weigh its loss 0."""
         tf = self.tf
+        self.flush()
         for side in self.SIDES:
             for var in self.state[side]:
                 zeros = tf.zeros((1, *var.shape[1:]), tf.float32)
@@ -459,6 +790,7 @@ class Evaluation:
 
     def rmse(self) -> tuple[np.ndarray, np.ndarray]:
         """Return (train, test) RMSE per replica, each (R,); NaN where not finite."""
+        self.model.flush()
         out = []
         for n, users, items, ratings in self.sets:
             sq = np.zeros(self.model.R)

@@ -51,7 +51,13 @@ from embvar.models.factorization import Pretrained, make_initializer
 from embvar.seeds import order_generator
 from embvar.training.allocator import tune_allocator
 from embvar.training.fit import RunResult, rmse
-from embvar.training.replica_step import SLOTS, Evaluation, ReplicaModel
+from embvar.training.replica_step import (
+    DECAY_PERIOD,
+    SLOTS,
+    Evaluation,
+    ReplicaModel,
+    distinct_rows,
+)
 
 __all__ = [
     "Trainer",
@@ -316,6 +322,8 @@ def train_replicas(
     on_result: ResultCallback | None = None,
     snapshot_epochs: set[int] | None = None,
     jit_compile: bool | None = None,
+    touched_rows: bool | None = None,
+    decay_period: int = DECAY_PERIOD,
 ) -> list[RunResult]:
     """Train the runs ``specs`` together, as replicas in one compiled graph.
 
@@ -342,6 +350,14 @@ def train_replicas(
         fraction of the bytes) from ``JIT_PARAMETER_STEPS`` parameter-steps,
         the work on the batch rows and the evaluation from
         ``JIT_POSITIONS`` replica batch positions.
+    touched_rows : bool, optional
+        Update the rows a batch touches on their own instead of densifying
+        the gradient of a dense optimizer slot; by default where a table has
+        many more rows than a batch has positions
+        (:class:`~embvar.training.replica_step.ReplicaModel`).
+    decay_period : int
+        For Adam with touched rows: the zero-gradient steps of the rows
+        outside the batch applied together.
 
     Returns
     -------
@@ -406,7 +422,16 @@ def train_replicas(
     jit_batch = R * n * epochs >= JIT_POSITIONS
     if jit_compile is not None:
         jit_dense = jit_batch = jit_compile
-    model = ReplicaModel(initial, specs, mu, jit_dense=jit_dense, jit_batch=jit_batch)
+    model = ReplicaModel(
+        initial,
+        specs,
+        mu,
+        jit_dense=jit_dense,
+        jit_batch=jit_batch,
+        touched_rows=touched_rows,
+        decay_period=decay_period,
+        slots=_most_distinct_rows(specs, data, batch) if jit_batch else None,
+    )
     del initial
     evaluation = Evaluation(model, data)
     orders = [order_generator(s.seeds["order"]) for s in specs]
@@ -514,6 +539,29 @@ def train_replicas(
     for r in list(running):
         finish(r)
     return results
+
+
+def _most_distinct_rows(
+    specs: Sequence[RunSpec], data: PreparedData, batch: int
+) -> dict[str, int]:
+    """Return, per side, the most distinct rows one step of the group will touch.
+
+    The epochs' batches are drawn ahead from copies of the replicas' order
+    generators (the same permutations the training draws), so the step can
+    be compiled for that many touched rows rather than one per position.
+    """
+    orders = [order_generator(s.seeds["order"]) for s in specs]
+    R, n = len(specs), len(data.train_users)
+    inter = data.interactions
+    sides = {"user": (data.train_users, inter.n_users), "item": (data.train_items, inter.n_items)}
+    most = dict.fromkeys(sides, 0)
+    for _ in range(specs[0].training.epochs):
+        perm = np.stack([order.permutation(n) for order in orders])
+        for side, (index, n_rows) in sides.items():
+            epoch = index[perm]
+            for lo in range(0, n, batch):
+                most[side] = max(most[side], distinct_rows(epoch[:, lo : lo + batch], n_rows))
+    return most
 
 
 def _padded(table: np.ndarray, batch: int) -> np.ndarray:
