@@ -200,26 +200,30 @@ def test_train_replicas_touched_rows_match_independent_runs(
         _assert_same_run(replica, _independent(spec))
 
 
-def test_touched_rows_slots_follow_batch_order():
+def test_touched_rows_slots_hold_distinct_rows_in_order():
     # Two replicas, three rows each; positions (replica, row):
     # (0,2) (0,0) (0,2) | (1,1) (1,1) (1,0) -> stacked rows 2 0 2 4 4 3.
     import tensorflow as tf
 
-    from embvar.training.replica_step import BatchRows
+    from embvar.training.replica_step import TouchedRows, distinct_rows, touched_index
 
-    index = tf.constant([[2, 0, 2], [1, 1, 0]], tf.int32)
-    touched = BatchRows(tf, index, 3).touched()
-    assert touched.slot.numpy().tolist() == [0, 1, 0, 2, 2, 3]
-    # Unused slots point one past the stacked table (6 rows).
-    assert touched.row.numpy().tolist() == [2, 0, 4, 3, 6, 6]
-    assert touched.nd.numpy().tolist() == [[0, 2], [0, 0], [1, 1], [1, 0], [2, 0], [2, 0]]
+    index = np.array([[2, 0, 2], [1, 1, 0]], np.int32)
+    slot, rows = touched_index(index, 3)
+    assert rows.tolist() == [0, 2, 3, 4] and distinct_rows(index, 3) == 4
+    assert slot.tolist() == [1, 0, 1, 3, 3, 2]
+    # Two unused slots point one past the stacked table (6 rows).
+    padded = tf.constant(np.r_[rows, 6, 6].astype(np.int32))
+    touched = TouchedRows(tf, tf.constant(slot), padded, 2, 3)
+    assert touched.nd.numpy().tolist() == [[0, 0], [0, 2], [1, 0], [1, 1], [2, 0], [2, 0]]
     values = tf.constant([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
-    assert touched.sums(values).numpy().ravel().tolist() == [4, 2, 9, 6, 0, 0]
+    assert touched.sums(values).numpy().ravel().tolist() == [2, 4, 6, 9, 0, 0]
     state = tf.reshape(tf.range(6, dtype=tf.float32), (2, 3, 1))
-    assert touched.gather(state).numpy().ravel().tolist() == [2, 0, 4, 3, 5, 5]
+    assert touched.gather(state).numpy().ravel().tolist() == [0, 2, 3, 4, 5, 5]
     assert touched.per_slot(tf.constant([10.0, 20.0])).numpy().ravel().tolist() == [
         10, 10, 20, 20, 20, 20
     ]
+    per_position = touched.per_position(touched.sums(values)).numpy().ravel()
+    assert per_position.tolist() == [4, 2, 4, 9, 9, 6]
 
 
 def test_touched_rows_need_a_compiled_step(ratings_file):

@@ -39,6 +39,7 @@ the arithmetic it gets from the densified gradient.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,6 +59,7 @@ __all__ = [
     "TOUCHED_ROWS_RATIO",
     "DECAY_PERIOD",
     "distinct_rows",
+    "touched_index",
 ]
 
 # Optimizer state tables per model table, and their initial values.
@@ -168,52 +170,53 @@ class BatchRows:
         """A per-replica vector (R,) repeated for each position -> (R*b, 1)."""
         return self.tf.repeat(vector, self.b)[:, None]
 
-    def touched(self, n_slots: int | None = None) -> "TouchedRows":
-        """The distinct rows of the batch, each in a slot of its own.
-
-        ``n_slots`` (default: one per position) must be at least the number
-        of distinct rows (:func:`distinct_rows`).
-        """
-        return TouchedRows(self, self.R * self.b if n_slots is None else n_slots)
 
 
 def distinct_rows(index: np.ndarray, n_rows: int) -> int:
     """Return how many distinct (replica, row) pairs a batch ``index`` (R, b) holds."""
+    return len(touched_index(index, n_rows)[1])
+
+
+def touched_index(index: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the distinct rows of a batch ``index`` (R, b) and each position's slot.
+
+    Rows are indices into the stacked table (``replica * n_rows + row``), in
+    increasing order; slot ``s`` holds row ``rows[s]``.
+
+    Returns
+    -------
+    slot : ndarray of shape (R*b,), int32
+        Each position's slot.
+    rows : ndarray of shape (slots,), int32
+    """
     R = index.shape[0]
+    flat = (np.asarray(index, np.int64) + (np.arange(R) * n_rows)[:, None]).ravel()
     mark = np.zeros(R * n_rows, bool)
-    mark[(index + (np.arange(R) * n_rows)[:, None]).ravel()] = True
-    return int(np.count_nonzero(mark))
+    mark[flat] = True
+    rows = np.flatnonzero(mark)
+    rank = np.empty(R * n_rows, np.int32)
+    rank[rows] = np.arange(len(rows), dtype=np.int32)
+    return rank[flat], rows.astype(np.int32)
 
 
 class TouchedRows:
     """The distinct (replica, row) pairs of one side's batch, in fixed-size slots.
 
-    A row's slot is the rank of its first position among the first positions
-    of all rows, so slots follow batch order. The number of slots is a
-    static shape, at least the number of distinct rows; the unused ones
-    point one past the last row of the stacked table, where XLA's scatters
-    drop their writes.
+    Built from :func:`touched_index`, its rows padded to a fixed number of
+    slots (a static shape, at least the number of distinct rows); the unused
+    slots point one past the last row of the stacked table, where XLA's
+    scatters drop their writes.
     """
 
-    def __init__(self, rows: BatchRows, n_slots: int):
-        tf = self.tf = rows.tf
-        flat = rows._flat
-        n_pos = rows.R * rows.b
-        self.size = rows.R * rows.n_rows
-        self.n_rows = rows.n_rows
-        position = tf.range(n_pos, dtype=flat.dtype)
-        empty = tf.fill([self.size], tf.constant(n_pos, flat.dtype))
-        first = tf.tensor_scatter_nd_min(empty, flat[:, None], position)
-        leader = tf.gather(first, flat)
-        is_first = tf.cast(tf.equal(leader, position), flat.dtype)
-        # The slot of each position: that of its row's first position.
-        self.slot = tf.gather(tf.cumsum(is_first) - 1, leader)
-        self.n_slots = n_slots
-        # Each slot's stacked row index; unused slots get the largest int.
-        row = tf.math.unsorted_segment_min(flat, self.slot, n_slots)
-        self.row = tf.minimum(row, self.size)
-        self._safe = tf.minimum(self.row, self.size - 1)
-        self.nd = tf.stack([self.row // self.n_rows, self.row % self.n_rows], axis=1)
+    def __init__(self, tf: Any, slot, rows, R: int, n_rows: int):
+        self.tf = tf
+        self.size = R * n_rows
+        self.n_rows = n_rows
+        self.slot = slot
+        self.n_slots = rows.shape[0]
+        self.row = rows
+        self._safe = tf.minimum(rows, self.size - 1)
+        self.nd = tf.stack([rows // n_rows, rows % n_rows], axis=1)
 
     def sums(self, values):
         """The per-position ``values`` summed per slot, in batch order."""
@@ -348,10 +351,8 @@ class ReplicaModel:
         # brought up to date before its step, every row every few steps.
         self.decay_period = int(decay_period)
         self.positions = self.R * batch
-        self.slots = {
-            side: min(self.positions, max(1, int((slots or {}).get(side, self.positions))))
-            for side in self.SIDES
-        }
+        self.slots = dict.fromkeys(self.SIDES, self.positions)
+        self.reserve_slots(slots or {})
         self.lazy_sides = self.touched_sides if name in ("adam", "adamw") else set()
         self.done = {
             side: tf.Variable(
@@ -362,9 +363,14 @@ class ReplicaModel:
         }
         self._steps = 0  # steps taken, as self.iterations counts them
         self._flushed = 0  # the step up to which every row is up to date
-        self._flush_phase = tf.function(
-            self._flush, jit_compile=jit_dense, autograph=False
-        )
+        self._flush_phases = [
+            tf.function(
+                functools.partial(self._flush, part),
+                jit_compile=jit_dense,
+                autograph=False,
+            )
+            for part in ("table", "slots")
+        ]
         # Up to three compiled functions per step: gradients (reads only), the
         # dense update, the scatters. Compiled as one, XLA keeps a copy of a
         # table for its reads or fuses a scatter with the dense update that
@@ -402,15 +408,17 @@ class ReplicaModel:
         tf = self.tf
         count = tf.constant(count, tf.int32)
         index = {"user": users, "item": items}
-        for side in self.touched_sides:
+        touched = {}
+        for side in sorted(self.touched_sides):
             n_rows = self.state[side][0].shape[1]
-            if self.slots[side] < self.positions and (
-                distinct_rows(np.asarray(index[side]), n_rows) > self.slots[side]
-            ):
+            slot, rows = touched_index(np.asarray(index[side]), n_rows)
+            if len(rows) > self.slots[side]:
                 # More distinct rows than reserved: one slot per position from now.
                 self.slots[side] = self.positions
-        slots = tuple(self.slots[side] for side in self.SIDES)
-        losses, dense, sparse = self._rows_phase(users, items, ratings, count, slots)
+            padded = np.full(self.slots[side], self.R * n_rows, np.int32)
+            padded[: len(rows)] = rows
+            touched[side] = (slot, padded)
+        losses, dense, sparse = self._rows_phase(users, items, ratings, count, touched)
         if self.has_dense:
             self._dense_phase(dense)
         if self.has_sparse:
@@ -419,6 +427,15 @@ class ReplicaModel:
         if self._steps - self._flushed >= self.decay_period:
             self.flush()
         return losses
+
+    def reserve_slots(self, counts: Mapping[str, int]) -> None:
+        """Compile the touched-row work for ``counts[side]`` distinct rows per step.
+
+        A step that touches more rows than reserved grows its side to one
+        slot per position (and compiles the step again).
+        """
+        for side, count in counts.items():
+            self.slots[side] = min(self.positions, max(1, int(count)))
 
     def flush(self) -> None:
         """Bring every row of the lazy sides up to date (before reading the tables).
@@ -431,8 +448,8 @@ class ReplicaModel:
         it at its time.
         """
         if self.lazy_sides and self._flushed < self._steps:
-            self._flush_phase("table")
-            self._flush_phase("slots")
+            for phase in self._flush_phases:
+                phase()
         self._flushed = self._steps
 
     def _flush(self, part: str):
@@ -477,7 +494,7 @@ class ReplicaModel:
             state = [tf.where(due, n, o) for n, o in zip(new, state, strict=True)]
         return state
 
-    def _rows(self, users, items, ratings, count, slots):
+    def _rows(self, users, items, ratings, count, touched):
         """Losses and gradients; what the dense and the sparse updates need."""
         tf = self.tf
         index = {"user": users, "item": items}
@@ -489,7 +506,7 @@ class ReplicaModel:
         for side in self.SIDES:
             if side in self.lazy_sides:
                 # Each touched row as of the last step, then its rows per position.
-                t = batch[side].touched(slots[self.SIDES.index(side)])
+                t = self._touched(side, touched[side])
                 old = self._catch_up(
                     [t.gather(var) for var in self.state[side]],
                     t.gather(self.done[side]),
@@ -511,7 +528,7 @@ class ReplicaModel:
                 batch[side],
                 g,
                 self.state[side],
-                slots[self.SIDES.index(side)] if side in self.touched_sides else None,
+                self._touched(side, touched[side]) if side in touched else None,
             )
             sparse[side]["index"] = index[side]
         return losses, dense, sparse
@@ -548,17 +565,19 @@ class ReplicaModel:
         losses = tf.reduce_sum(tf.square(error) * real, axis=-1) / size
         # d(sum_r active_r * loss_r) / d score, per position.
         d_score = -(((self.active / size)[:, None] * real) * (error * 2.0))[..., None]
-        g_u, g_v = d_score * v, d_score * u
+        # A row's gradient: d_score times the other side's row, times 1 in the
+        # bias column (the full rows, so that no concatenation is needed).
+        k = wu.shape[-1]
+        is_bias = tf.range(k) >= self.dim
+        g_u = d_score * tf.where(is_bias, 1.0, wi)
+        g_v = d_score * tf.where(is_bias, 1.0, wu)
         if self.use_l2:
             norms = tf.reduce_sum(u * u, axis=-1) + tf.reduce_sum(v * v, axis=-1)
             losses = losses + self.l2 * (tf.reduce_sum(norms * real, axis=-1) / size)
             d_norm = ((self.active * self.l2 / size)[:, None] * real)[..., None]
-            d_u, d_v = d_norm * u, d_norm * v
+            d_u = d_norm * tf.where(is_bias, 0.0, wu)
+            d_v = d_norm * tf.where(is_bias, 0.0, wi)
             g_u, g_v = g_u + (d_u + d_u), g_v + (d_v + d_v)
-        if self.use_bias:
-            g_u = tf.concat([g_u, d_score], axis=-1)
-            g_v = tf.concat([g_v, d_score], axis=-1)
-        k = wu.shape[-1]
         return losses, [tf.reshape(g_u, (R * b, k)), tf.reshape(g_v, (R * b, k))]
 
     def _dense(self, dense):
@@ -598,7 +617,13 @@ class ReplicaModel:
         beta_2_power = tf.pow(tf.constant(s["beta_2"], tf.float32), local_step)
         return self.lr_vector * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
-    def _gradient_parts(self, rows: BatchRows, g, state, n_slots: int | None):
+    def _touched(self, side: str, index) -> TouchedRows:
+        n_rows = self.state[side][0].shape[1]
+        return TouchedRows(self.tf, *index, self.R, n_rows)
+
+    def _gradient_parts(
+        self, rows: BatchRows, g, state, touched: TouchedRows | None
+    ):
         """Split one side's gradient into Keras's dense and per-position parts.
 
         ``g`` (R*b, k) is the gradient of each batch position's row. Keras
@@ -610,7 +635,7 @@ class ReplicaModel:
         learning rate stays per position and is scattered into the table one
         position at a time.
 
-        With ``n_slots``, the dense sums are taken per touched row instead,
+        With ``touched``, the dense sums are taken per touched row instead,
         and the touched rows' new values of the dense slots (and, for Adam,
         of the table) are computed here from ``state`` before the step.
 
@@ -618,9 +643,9 @@ class ReplicaModel:
         -------
         dense : dict of str to Tensor
             Dense (R, n, k) sums for the slots that decay every row; empty
-            with ``n_slots``.
+            with ``touched``.
         sparse : dict of str to Tensor
-            Per-position values for the scatters; with ``n_slots`` also the
+            Per-position values for the scatters; with ``touched`` also the
             touched rows' indices (``touched``) and their new values (``rows``, one
             entry per state variable, None where the variable keeps the
             dense phase's value).
@@ -634,10 +659,10 @@ class ReplicaModel:
             dense["g2"] = rows.dense(tf.square(g))
         elif s["name"] == "rmsprop":
             g2 = (1 - s["rho"]) * tf.square(g)
-            if n_slots is None:
+            if touched is None:
                 dense["g2"] = rows.dense(g2)
                 return dense, sparse
-            t = rows.touched(n_slots)
+            t = touched
             velocity = self._rmsprop_rule(t.gather(state[1]), t.sums(g2))
             sparse["touched"] = t.nd
             sparse["rows"] = [None, velocity]

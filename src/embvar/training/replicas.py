@@ -430,8 +430,11 @@ def train_replicas(
         jit_batch=jit_batch,
         touched_rows=touched_rows,
         decay_period=decay_period,
-        slots=_most_distinct_rows(specs, data, batch) if jit_batch else None,
     )
+    if model.touched_sides:
+        model.reserve_slots(
+            _most_distinct_rows(specs, data, batch, model.touched_sides)
+        )
     del initial
     evaluation = Evaluation(model, data)
     orders = [order_generator(s.seeds["order"]) for s in specs]
@@ -542,7 +545,7 @@ def train_replicas(
 
 
 def _most_distinct_rows(
-    specs: Sequence[RunSpec], data: PreparedData, batch: int
+    specs: Sequence[RunSpec], data: PreparedData, batch: int, sides: set[str]
 ) -> dict[str, int]:
     """Return, per side, the most distinct rows one step of the group will touch.
 
@@ -553,7 +556,11 @@ def _most_distinct_rows(
     orders = [order_generator(s.seeds["order"]) for s in specs]
     R, n = len(specs), len(data.train_users)
     inter = data.interactions
-    sides = {"user": (data.train_users, inter.n_users), "item": (data.train_items, inter.n_items)}
+    tables = {
+        "user": (data.train_users, inter.n_users),
+        "item": (data.train_items, inter.n_items),
+    }
+    sides = {side: tables[side] for side in sorted(sides)}
     most = dict.fromkeys(sides, 0)
     for _ in range(specs[0].training.epochs):
         perm = np.stack([order.permutation(n) for order in orders])
