@@ -214,13 +214,25 @@ def test_touched_rows_slots_hold_distinct_rows_in_order():
     # Two unused slots point one past the stacked table (6 rows).
     padded = tf.constant(np.r_[rows, 6, 6].astype(np.int32))
     touched = TouchedRows(tf, tf.constant(slot), padded, 2, 3)
-    assert touched.nd.numpy().tolist() == [[0, 0], [0, 2], [1, 0], [1, 1], [2, 0], [2, 0]]
+    assert touched.nd.numpy().tolist() == [
+        [0, 0],
+        [0, 2],
+        [1, 0],
+        [1, 1],
+        [2, 0],
+        [2, 0],
+    ]
     values = tf.constant([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
     assert touched.sums(values).numpy().ravel().tolist() == [2, 4, 6, 9, 0, 0]
     state = tf.reshape(tf.range(6, dtype=tf.float32), (2, 3, 1))
     assert touched.gather(state).numpy().ravel().tolist() == [0, 2, 3, 4, 5, 5]
     assert touched.per_slot(tf.constant([10.0, 20.0])).numpy().ravel().tolist() == [
-        10, 10, 20, 20, 20, 20
+        10,
+        10,
+        20,
+        20,
+        20,
+        20,
     ]
     per_position = touched.per_position(touched.sums(values)).numpy().ravel()
     assert per_position.tolist() == [4, 2, 4, 9, 9, 6]

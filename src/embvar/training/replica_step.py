@@ -30,11 +30,16 @@ A dense slot moves every row at every step, but a row outside the batch
 moves by the same rule with a zero gradient. For a side whose table has
 many more rows than the batch has positions (the items of MovieLens: 9,066
 rows against 1,024 positions), densifying the gradient would write and then
-read a table-sized array of mostly zeros. There the step instead applies the
-update rule with a zero gradient to every row, and computes the rows the
-batch touches from their values before the step and their summed gradients,
-then writes them over (``touched`` rows). Element by element, each row gets
-the arithmetic it gets from the densified gradient.
+read a table-sized array of mostly zeros. There the batch's distinct rows
+(``touched`` rows, found on the host by :func:`touched_index`) get their
+new values from their values before the step and their summed gradients,
+and are written over. For RMSprop every row's velocity still decays at
+every step. For Adam the zero-gradient steps of all rows are deferred:
+each row records the steps it has had, a touched row is first brought up
+to date, and every ``decay_period`` steps (and before the tables are read)
+:meth:`ReplicaModel.flush` applies the missing steps to every row in one
+pass, each with its own step size. Element by element, each row gets the
+arithmetic it gets from the densified gradient at every step.
 """
 
 from __future__ import annotations
@@ -169,7 +174,6 @@ class BatchRows:
     def per_position(self, vector):
         """A per-replica vector (R,) repeated for each position -> (R*b, 1)."""
         return self.tf.repeat(vector, self.b)[:, None]
-
 
 
 def distinct_rows(index: np.ndarray, n_rows: int) -> int:
@@ -309,7 +313,8 @@ class ReplicaModel:
             ]
             w = np.stack(tables).astype(np.float32)
             fills = [
-                0.0 if init == "zeros" else self.settings[init] for _, init in slot_kinds
+                0.0 if init == "zeros" else self.settings[init]
+                for _, init in slot_kinds
             ]
             self.state[side] = [tf.Variable(w, name=f"{side}_table")] + [
                 tf.Variable(np.full_like(w, fill), name=f"{side}_{name}")
@@ -621,9 +626,7 @@ class ReplicaModel:
         n_rows = self.state[side][0].shape[1]
         return TouchedRows(self.tf, *index, self.R, n_rows)
 
-    def _gradient_parts(
-        self, rows: BatchRows, g, state, touched: TouchedRows | None
-    ):
+    def _gradient_parts(self, rows: BatchRows, g, state, touched: TouchedRows | None):
         """Split one side's gradient into Keras's dense and per-position parts.
 
         ``g`` (R*b, k) is the gradient of each batch position's row. Keras
@@ -712,7 +715,12 @@ class ReplicaModel:
         if s["name"] in ("adam", "adamw"):
             alpha = tf.reshape(self._alpha(), (self.R, 1, 1))
             new = self._adam_rule(
-                state, dense.get("g", 0.0), dense.get("g2", 0.0), alpha, self.lr, self.wd
+                state,
+                dense.get("g", 0.0),
+                dense.get("g2", 0.0),
+                alpha,
+                self.lr,
+                self.wd,
             )
             for var, value in zip(state, new, strict=True):
                 var.assign(value)

@@ -549,12 +549,14 @@ def _most_distinct_rows(
 ) -> dict[str, int]:
     """Return, per side, the most distinct rows one step of the group will touch.
 
-    The epochs' batches are drawn ahead from copies of the replicas' order
-    generators (the same permutations the training draws), so the step can
-    be compiled for that many touched rows rather than one per position.
+    The epochs' batches are drawn ahead from fresh order generators of the
+    replicas (the same permutations the training draws), so the step can be
+    compiled for that many touched rows rather than one per position. A
+    replica that stops early trains on no new permutations; should a step
+    touch more rows than counted, the step grows (ReplicaModel.step).
     """
     orders = [order_generator(s.seeds["order"]) for s in specs]
-    R, n = len(specs), len(data.train_users)
+    n = len(data.train_users)
     inter = data.interactions
     tables = {
         "user": (data.train_users, inter.n_users),
@@ -567,7 +569,9 @@ def _most_distinct_rows(
         for side, (index, n_rows) in sides.items():
             epoch = index[perm]
             for lo in range(0, n, batch):
-                most[side] = max(most[side], distinct_rows(epoch[:, lo : lo + batch], n_rows))
+                most[side] = max(
+                    most[side], distinct_rows(epoch[:, lo : lo + batch], n_rows)
+                )
     return most
 
 
