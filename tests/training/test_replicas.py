@@ -183,18 +183,23 @@ def test_train_replicas_fully_compiled_step_matches_independent_runs(ratings_fil
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "decay_period"),
-    [("adam", 1), ("adam", 3), ("adamw", 5), ("rmsprop", 1)],
+    ("optimizer", "decay_period", "jit_compile"),
+    [("adam", 1, True), ("adam", 3, None), ("adamw", 5, True), ("rmsprop", 1, None)],
 )
 def test_train_replicas_touched_rows_match_independent_runs(
-    ratings_file, optimizer, decay_period
+    ratings_file, optimizer, decay_period, jit_compile
 ):
     # Both sides' touched rows updated on their own, Adam's zero-gradient
     # steps deferred: flushes fall inside epochs (8 steps each) and at their ends.
     specs = _mixed_group(ratings_file, optimizer)
     data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    # jit_compile=None: a group this small compiles only the batch work.
     replicas = train_replicas(
-        specs, data, jit_compile=True, touched_rows=True, decay_period=decay_period
+        specs,
+        data,
+        jit_compile=jit_compile,
+        touched_rows=True,
+        decay_period=decay_period,
     )
     for spec, replica in zip(specs, replicas, strict=True):
         _assert_same_run(replica, _independent(spec))
@@ -241,10 +246,15 @@ def test_touched_rows_slots_hold_distinct_rows_in_order():
 def test_touched_rows_need_a_compiled_step(ratings_file):
     specs = _mixed_group(ratings_file, "adam")
     data = prepare_data(specs[0].data, specs[0].seeds["split"])
-    with pytest.raises(TrainingError, match="touched_rows=True needs"):
+    with pytest.raises(ConfigError, match="got jit_compile=False"):
         train_replicas(specs, data, jit_compile=False, touched_rows=True)
-    with pytest.raises(ConfigError, match="decay_period"):
-        train_replicas(specs, data, decay_period=0)
+    for bad in (0, 65, 2.5, True):
+        with pytest.raises(ConfigError, match=f"got decay_period={bad!r}"):
+            train_replicas(specs, data, decay_period=bad)
+    with pytest.raises(ConfigError, match="touched_rows must be True, False or None"):
+        train_replicas(specs, data, touched_rows="yes")
+    with pytest.raises(ConfigError, match="got jit_compile='no'"):
+        train_replicas(specs, data, jit_compile="no")
 
 
 def test_train_replicas_diverging_replica_stops_alone(ratings_file):

@@ -63,6 +63,7 @@ __all__ = [
     "SLOTS",
     "TOUCHED_ROWS_RATIO",
     "DECAY_PERIOD",
+    "MAX_DECAY_PERIOD",
     "distinct_rows",
     "touched_index",
 ]
@@ -83,6 +84,8 @@ TOUCHED_ROWS_RATIO = 4
 # Adam's zero-gradient steps of the rows outside the batch are applied this
 # many at a time, in one pass over the tables (see ReplicaModel.flush).
 DECAY_PERIOD = 4
+# The steps are unrolled in the compiled step: its size grows with the period.
+MAX_DECAY_PERIOD = 64
 
 # Keras optimizer settings the replica step does not implement; a value
 # other than the default here means the run cannot be trained as a replica.
@@ -334,10 +337,11 @@ class ReplicaModel:
         self.active = tf.Variable(np.ones(self.R, np.float32), name="active")
         name = self.settings["name"]
         dense_slots = name in ("adam", "adamw", "rmsprop")
-        check_int("decay_period", decay_period, 1)
+        check_int("decay_period", decay_period, 1, MAX_DECAY_PERIOD)
         if touched_rows and not jit_batch:
             raise TrainingError(
-                "touched_rows=True needs the batch work compiled (jit_batch=True)."
+                "touched_rows=True needs the batch work compiled with XLA; "
+                "got jit_batch=False."
             )
         batch = specs[0].training.batch_size
         self.touched_sides = {

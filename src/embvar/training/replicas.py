@@ -53,6 +53,7 @@ from embvar.training.allocator import tune_allocator
 from embvar.training.fit import RunResult, rmse
 from embvar.training.replica_step import (
     DECAY_PERIOD,
+    MAX_DECAY_PERIOD,
     SLOTS,
     Evaluation,
     ReplicaModel,
@@ -354,10 +355,12 @@ def train_replicas(
         Update the rows a batch touches on their own instead of densifying
         the gradient of a dense optimizer slot; by default where a table has
         many more rows than a batch has positions
-        (:class:`~embvar.training.replica_step.ReplicaModel`).
+        (:class:`~embvar.training.replica_step.ReplicaModel`). True compiles
+        the batch work with XLA whatever the group's size.
     decay_period : int
         For Adam with touched rows: the zero-gradient steps of the rows
-        outside the batch applied together.
+        outside the batch applied together, 1 to ``MAX_DECAY_PERIOD``
+        (used up to the group's number of steps).
 
     Returns
     -------
@@ -376,6 +379,17 @@ def train_replicas(
     """
     start = time.perf_counter()
     specs = list(specs)
+    for name, value in (("jit_compile", jit_compile), ("touched_rows", touched_rows)):
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(
+                f"{name} must be True, False or None; got {name}={value!r}."
+            )
+    check_int("decay_period", decay_period, 1, MAX_DECAY_PERIOD)
+    if touched_rows and jit_compile is False:
+        raise ConfigError(
+            "touched_rows=True needs the step compiled with XLA; got "
+            "jit_compile=False (set jit_compile=True or leave it unset)."
+        )
     if not specs:
         return []
     tune_allocator()
@@ -422,6 +436,8 @@ def train_replicas(
     jit_batch = R * n * epochs >= JIT_POSITIONS
     if jit_compile is not None:
         jit_dense = jit_batch = jit_compile
+    if touched_rows:
+        jit_batch = True  # the touched-row scatters rely on XLA
     model = ReplicaModel(
         initial,
         specs,
@@ -429,7 +445,7 @@ def train_replicas(
         jit_dense=jit_dense,
         jit_batch=jit_batch,
         touched_rows=touched_rows,
-        decay_period=decay_period,
+        decay_period=min(decay_period, max(1, steps)),
     )
     if model.touched_sides:
         model.reserve_slots(
