@@ -181,7 +181,11 @@ class BatchRows:
 
 def distinct_rows(index: np.ndarray, n_rows: int) -> int:
     """Return how many distinct (replica, row) pairs a batch ``index`` (R, b) holds."""
-    return len(touched_index(index, n_rows)[1])
+    R = index.shape[0]
+    mark = np.zeros(R * n_rows, bool)
+    flat = np.asarray(index, np.int64) + (np.arange(R) * n_rows)[:, None]
+    mark[flat.ravel()] = True
+    return int(np.count_nonzero(mark))
 
 
 def touched_index(index: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -359,7 +363,9 @@ class ReplicaModel:
         # records how many steps it has had (``done``), a touched row is
         # brought up to date before its step, every row every few steps.
         self.decay_period = int(decay_period)
+        self.batch = batch
         self.positions = self.R * batch
+        self._counts: dict[int, Any] = {}
         self.slots = dict.fromkeys(self.SIDES, self.positions)
         self.reserve_slots(slots or {})
         self.lazy_sides = self.touched_sides if name in ("adam", "adamw") else set()
@@ -401,33 +407,62 @@ class ReplicaModel:
 
     # -- one step ------------------------------------------------------------------
 
-    def step(self, users, items, ratings, count: int):
-        """One optimizer step of every replica; return each replica's loss (R,).
+    def start_epoch(self, users, items, ratings) -> None:
+        """Hold one epoch's batches of every replica for :meth:`step`.
 
         Parameters
         ----------
-        users, items : ndarray of shape (R, b), int32
-            The batch of every replica; positions from ``count`` on are
-            padding (a short last batch padded to ``b``, so that the step has
-            one shape) and weigh nothing.
-        ratings : ndarray of shape (R, b), float32
-        count : int
-            The batch's real size.
+        users, items : ndarray of shape (R, steps * b), int32
+            The epoch's batches of every replica, one after the other; a
+            short last batch is padded to ``b`` (its padding weighs nothing).
+        ratings : ndarray of shape (R, steps * b), float32
+
+        The arrays are handed to TensorFlow once per epoch, and the touched
+        rows of every step (:func:`touched_index`) found here; a step
+        takes its batch inside the compiled function.
         """
         tf = self.tf
-        count = tf.constant(count, tf.int32)
-        index = {"user": users, "item": items}
+        b = self.batch
+        steps = users.shape[1] // b
+        index = {"user": np.asarray(users), "item": np.asarray(items)}
         touched = {}
         for side in sorted(self.touched_sides):
             n_rows = self.state[side][0].shape[1]
-            slot, rows = touched_index(np.asarray(index[side]), n_rows)
-            if len(rows) > self.slots[side]:
+            per_step = [
+                touched_index(index[side][:, i * b : (i + 1) * b], n_rows)
+                for i in range(steps)
+            ]
+            if max(len(rows) for _, rows in per_step) > self.slots[side]:
                 # More distinct rows than reserved: one slot per position from now.
                 self.slots[side] = self.positions
-            padded = np.full(self.slots[side], self.R * n_rows, np.int32)
-            padded[: len(rows)] = rows
-            touched[side] = (slot, padded)
-        losses, dense, sparse = self._rows_phase(users, items, ratings, count, touched)
+            padded = np.full((steps, self.slots[side]), self.R * n_rows, np.int32)
+            for i, (_, rows) in enumerate(per_step):
+                padded[i, : len(rows)] = rows
+            slot = np.stack([slot for slot, _ in per_step])
+            touched[side] = (tf.constant(slot), tf.constant(padded))
+        # (R, steps, b): a step gathers its batch (a slice's start would have
+        # to be a compile-time constant, one compilation per step).
+        shape = (self.R, steps, b)
+        self._epoch = (
+            tf.constant(index["user"].reshape(shape), tf.int32),
+            tf.constant(index["item"].reshape(shape), tf.int32),
+            tf.constant(np.asarray(ratings).reshape(shape), tf.float32),
+            touched,
+        )
+        self._step_index = [tf.constant(i, tf.int32) for i in range(steps)]
+
+    def step(self, i: int, count: int):
+        """Step ``i`` of the epoch for every replica; return each replica's loss (R,).
+
+        ``count`` is the batch's real size (the rest of a short last batch
+        is padding).
+        """
+        tf = self.tf
+        if count not in self._counts:
+            self._counts[count] = tf.constant(count, tf.int32)
+        losses, dense, sparse = self._rows_phase(
+            *self._epoch, self._step_index[i], self._counts[count]
+        )
         if self.has_dense:
             self._dense_phase(dense)
         if self.has_sparse:
@@ -503,9 +538,16 @@ class ReplicaModel:
             state = [tf.where(due, n, o) for n, o in zip(new, state, strict=True)]
         return state
 
-    def _rows(self, users, items, ratings, count, touched):
-        """Losses and gradients; what the dense and the sparse updates need."""
+    def _rows(self, epoch_users, epoch_items, epoch_ratings, epoch_touched, i, count):
+        """Losses and gradients of step ``i``; what the dense, sparse updates need."""
         tf = self.tf
+        users = tf.gather(epoch_users, i, axis=1)
+        items = tf.gather(epoch_items, i, axis=1)
+        ratings = tf.gather(epoch_ratings, i, axis=1)
+        touched = {
+            side: (tf.gather(slot, i), tf.gather(rows, i))
+            for side, (slot, rows) in epoch_touched.items()
+        }
         index = {"user": users, "item": items}
         batch = {
             side: BatchRows(tf, index[side], self.state[side][0].shape[1])

@@ -516,15 +516,13 @@ def train_replicas(
         epoch_users = _padded(users[perm], batch)
         epoch_items = _padded(items[perm], batch)
         epoch_ratings = _padded(ratings[perm], batch)
+        model.start_epoch(epoch_users, epoch_items, epoch_ratings)
         # Keras's loss tracker: float32 running sums of loss * batch and of batch.
         total = np.zeros(R, np.float32)
         count = np.float32(0)
         for step, lo in enumerate(range(0, n, batch)):
             hi = min(lo + batch, n)
-            cut = slice(lo, lo + batch)
-            losses = model.step(
-                epoch_users[:, cut], epoch_items[:, cut], epoch_ratings[:, cut], hi - lo
-            ).numpy()
+            losses = model.step(step, hi - lo).numpy()
             total = (total + losses * np.float32(hi - lo)).astype(np.float32)
             count = np.float32(count + np.float32(hi - lo))
             with np.errstate(invalid="ignore", over="ignore"):
