@@ -62,6 +62,7 @@ __all__ = [
     "optimizer_settings",
     "SLOTS",
     "TOUCHED_ROWS_RATIO",
+    "TOUCHED_ROWS_MIN_BYTES",
     "DECAY_PERIOD",
     "MAX_DECAY_PERIOD",
     "distinct_rows",
@@ -80,6 +81,10 @@ SLOTS: dict[str, tuple[tuple[str, str], ...]] = {
 # A side's touched rows are updated on their own (instead of densifying its
 # gradient) when its table has at least this many rows per batch position.
 TOUCHED_ROWS_RATIO = 4
+# ... and its stacked table holds at least this many bytes: for smaller ones
+# (measured: 3 MovieLens replicas, 3.6 MB an item table) the densified update
+# stays in the cache and the touched-row work costs more than it saves.
+TOUCHED_ROWS_MIN_BYTES = 16 << 20
 
 # Adam's zero-gradient steps of the rows outside the batch are applied this
 # many at a time, in one pass over the tables (see ReplicaModel.flush).
@@ -281,7 +286,8 @@ class ReplicaModel:
         Update the rows a batch touches on their own rather than densify
         the gradient of a dense slot (Adam, AdamW, RMSprop): True for both
         sides, False for neither. By default, for each side whose table has
-        ``TOUCHED_ROWS_RATIO`` rows per batch position or more, when the
+        ``TOUCHED_ROWS_RATIO`` rows per batch position or more and whose
+        stacked table holds ``TOUCHED_ROWS_MIN_BYTES`` or more, when the
         batch work is compiled (the scatters rely on XLA dropping writes
         outside the table).
     """
@@ -357,6 +363,8 @@ class ReplicaModel:
                 if touched_rows is not None
                 else jit_batch
                 and self.state[side][0].shape[1] >= TOUCHED_ROWS_RATIO * batch
+                and 4 * self.state[side][0].shape.num_elements()
+                >= TOUCHED_ROWS_MIN_BYTES
             )
         }
         # Adam's touched sides defer their rows' zero-gradient steps: each row
