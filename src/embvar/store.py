@@ -264,7 +264,7 @@ class Store:
             # The version is checked before anything is written, so an index
             # of another version is left exactly as it was.
             self._check_version()
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             # Tables and version in one transaction: a process opening the
             # index meanwhile, or after a crash, sees all of it or none.
@@ -283,6 +283,26 @@ class Store:
                 f"cannot open the run store in {str(self.root)!r}: {exc}; it must be "
                 "a directory embvar can write, holding an index embvar wrote."
             ) from exc
+
+    def _enable_wal(self, wait_s: float = 60.0) -> None:
+        """Switch the index to write-ahead logging, waiting for other openers.
+
+        SQLite answers a journal-mode change with "database is locked" at
+        once, without its busy timeout, while another connection holds the
+        file (two runners opening a new study together): retry until the
+        mode is WAL or ``wait_s`` has passed.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     # -- schema -------------------------------------------------------------
 
