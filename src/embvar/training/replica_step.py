@@ -484,7 +484,9 @@ class ReplicaModel:
             self._flushed = self._steps
         return losses
 
-    def _step(self, epoch_users, epoch_items, epoch_ratings, epoch_touched, i, count, flush):
+    def _step(
+        self, epoch_users, epoch_items, epoch_ratings, epoch_touched, i, count, flush
+    ):
         """The phases of one step, and with ``flush`` the deferred steps after it."""
         losses, dense, sparse = self._rows_phase(
             epoch_users, epoch_items, epoch_ratings, epoch_touched, i, count
