@@ -609,7 +609,8 @@ class ReplicaModel:
                 self.state[side],
                 self._touched(side, touched[side]) if side in touched else None,
             )
-            sparse[side]["index"] = index[side]
+            if sparse[side]:
+                sparse[side]["index"] = index[side]
         return losses, dense, sparse
 
     def _losses(self, w, ratings, count):
@@ -722,7 +723,8 @@ class ReplicaModel:
             Dense (R, n, k) sums for the slots that decay every row; empty
             with ``touched``.
         sparse : dict of str to Tensor
-            Per-position values for the scatters; with ``touched`` also the
+            Per-position values for the scatters (none for Adam, whose dense
+            phase updates every row); with ``touched`` also the
             touched rows' indices (``touched``) and their new values (``rows``, one
             entry per state variable, None where the variable keeps the
             dense phase's value).
@@ -730,11 +732,13 @@ class ReplicaModel:
         tf = self.tf
         s = self.settings
         dense: dict[str, Any] = {}
-        sparse: dict[str, Any] = {"g": g, "lr": rows.per_position(self.lr_vector)}
         if s["name"] in ("adam", "adamw"):
+            # No per-position part: the dense phase updates every row.
             dense["g"] = rows.dense(g)
             dense["g2"] = rows.dense(tf.square(g))
-        elif s["name"] == "rmsprop":
+            return dense, {}
+        sparse: dict[str, Any] = {"g": g, "lr": rows.per_position(self.lr_vector)}
+        if s["name"] == "rmsprop":
             g2 = (1 - s["rho"]) * tf.square(g)
             if touched is None:
                 dense["g2"] = rows.dense(g2)
