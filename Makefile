@@ -26,8 +26,10 @@ article-quick: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
+# Lint and format check (CI runs it before the tests); README code blocks are
+# not format-checked.
 lint: $(BIN)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check src tests benchmarks
 
 clean:
 	rm -rf runs .pytest_cache

@@ -153,7 +153,7 @@ def test_study_killed_during_a_run_resumes_without_duplicates(
     with Store(out) as store:
         rows = store.snapshot_rows()
         assert len(rows) == len({(r[0], r[1], r[2]) for r in rows}) == 4 * 3 * 4
-        for run_id, epoch, table, path, digest in rows:
+        for run_id, epoch, _table, _path, _digest in rows:
             store.load_snapshot(run_id, epoch)  # checksums hold
     assert not list(out.glob("**/.tmp-*"))
 

@@ -235,7 +235,8 @@ def determinism(
         typer.Argument(
             help=(
                 "A study (movielens, a .toml file), or a training function "
-                "'package.module:function' / 'script.py:function' (imported: its code runs)."
+                "'package.module:function' / 'script.py:function' "
+                "(imported: its code runs)."
             )
         ),
     ],
@@ -346,8 +347,8 @@ def compare(
         list[Path],
         typer.Argument(
             help=(
-                "Two or more embedding files (npy+ids, npz, word2vec text/binary, projector "
-                "TSV, .keras, TF checkpoint), or a store of recorded runs."
+                "Two or more embedding files (npy+ids, npz, word2vec text/binary, "
+                "projector TSV, .keras, TF checkpoint), or a store of recorded runs."
             )
         ),
     ],

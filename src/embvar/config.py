@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -256,7 +257,8 @@ class Design(_Spec):
                         or level < 0
                     ):
                         raise ValueError(
-                            f"seed factor {key!r} must list integers >= 0; got {level!r}"
+                            f"seed factor {key!r} must list integers >= 0; "
+                            f"got {level!r}"
                         )
             if len(set(map(repr, values))) != len(values):
                 raise ValueError(f"factor {key!r} lists a value twice: {values}")
@@ -323,8 +325,10 @@ class ExecutionSpec(_Spec):
             "gib": 2**30,
             "tib": 2**40,
         }
-        number = v.strip().lower().rstrip("bitkmgib ")
-        unit = v.strip().lower()[len(number) :].strip()
+        # The number, then the unit: every letter at the end.
+        number, unit = re.fullmatch(
+            r"(.*?)\s*([a-z]*)", v.strip().lower(), re.S
+        ).groups()
         try:
             return int(float(number) * units[unit])
         except (KeyError, ValueError, OverflowError):
@@ -449,8 +453,8 @@ def load_study(source: str | Path, *, quick: bool = False) -> Study:
                 p.stem for p in (Path(__file__).parent / "studies").glob("*.toml")
             )
             raise ConfigError(
-                f"study {text_source!r} is neither a built-in study ({', '.join(shipped)}) "
-                "nor an existing .toml file."
+                f"study {text_source!r} is neither a built-in study "
+                f"({', '.join(shipped)}) nor an existing .toml file."
             )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -521,7 +525,9 @@ def plan_runs(study: Study) -> list[RunSpec]:
         keys = list(design.factors)
         for replicate in range(design.replicates):
             for values in itertools.product(*(design.factors[k] for k in keys)):
-                spec = _make_spec(study, design, dict(zip(keys, values)), replicate)
+                spec = _make_spec(
+                    study, design, dict(zip(keys, values, strict=True)), replicate
+                )
                 if spec.run_id in specs:
                     old = specs[spec.run_id]
                     if design.name not in old.designs:
@@ -567,8 +573,9 @@ def _make_spec(
     training = _validate(TrainingSpec, sections["training"], where)
     if model.initializer == "pretrained" and not model.pretrained:
         raise ConfigError(
-            f"{where}: model.pretrained must name a .npy/.npz file or 'STORE_DIR:RUN_ID' "
-            "when initializer = 'pretrained'; got model.pretrained=None."
+            f"{where}: model.pretrained must name a .npy/.npz file or "
+            "'STORE_DIR:RUN_ID' when initializer = 'pretrained'; "
+            "got model.pretrained=None."
         )
     if (
         model.pretrained == "holdout"
@@ -649,7 +656,10 @@ def _one_line(exc: ValidationError, cls: type[BaseModel], origin: str) -> str:
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
         section = ".".join(str(p) for p in parent) or "the top level"
-        return f"{origin}: unknown key {err['loc'][-1]!r} in {section}; check the spelling."
+        return (
+            f"{origin}: unknown key {err['loc'][-1]!r} in {section}; "
+            "check the spelling."
+        )
     if err["type"] == "missing":
         return f"{origin}: key {loc!r} is required."
     msg = err["msg"]

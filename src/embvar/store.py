@@ -399,7 +399,8 @@ class Store:
         with self.transaction() as db:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO runs (run_id, group_key, spec_json) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO runs (run_id, group_key, spec_json) "
+                "VALUES (?, ?, ?)",
                 [(s.run_id, s.group_key, s.model_dump_json()) for s in specs],
             )
             # A spec seen again in a later design keeps its newest labels.
@@ -419,7 +420,8 @@ class Store:
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE runs SET status='running', claimed_by=?, lease_until=?, "
-                "attempts=attempts+1 WHERE run_id=? AND (status IN ('pending','failed') "
+                "attempts=attempts+1 WHERE run_id=? "
+                "AND (status IN ('pending','failed') "
                 "OR (status='running' AND (lease_until IS NULL OR lease_until<? "
                 "OR claimed_by=?)))",
                 (owner, now + lease_s, run_id, now, owner),
@@ -470,8 +472,8 @@ class Store:
         with self.transaction() as db:
             for run_id, owner in dead:
                 db.execute(
-                    "UPDATE runs SET status='pending', claimed_by=NULL, lease_until=NULL "
-                    "WHERE run_id=? AND claimed_by=?",
+                    "UPDATE runs SET status='pending', claimed_by=NULL, "
+                    "lease_until=NULL WHERE run_id=? AND claimed_by=?",
                     (run_id, owner),
                 )
         return len(dead)
@@ -575,8 +577,9 @@ class Store:
                 ],
             )
             db.execute(
-                "UPDATE runs SET status=?, claimed_by=NULL, lease_until=NULL, finished=?, "
-                "seconds=?, diverged_epoch=?, diverged_step=?, error=NULL WHERE run_id=?",
+                "UPDATE runs SET status=?, claimed_by=NULL, lease_until=NULL, "
+                "finished=?, seconds=?, diverged_epoch=?, diverged_step=?, error=NULL "
+                "WHERE run_id=?",
                 (
                     result.status,
                     time.time(),
@@ -619,7 +622,7 @@ class Store:
             (run_id,),
         )
         keys = ("epoch", "loss", "train_rmse", "test_rmse", "seconds")
-        return [dict(zip(keys, row)) for row in cur]
+        return [dict(zip(keys, row, strict=True)) for row in cur]
 
     def epochs(self, run_id: str) -> list[int]:
         cur = self._db.execute(
@@ -657,7 +660,8 @@ class Store:
         """Every (run_id, epoch, table, path, sha256) the index holds."""
         return list(
             self._db.execute(
-                "SELECT run_id, epoch, tbl, path, sha256 FROM snapshots ORDER BY run_id, epoch"
+                "SELECT run_id, epoch, tbl, path, sha256 FROM snapshots "
+                "ORDER BY run_id, epoch"
             )
         )
 

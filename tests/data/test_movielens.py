@@ -53,9 +53,11 @@ def test_mapping_and_split_identical_across_hash_seeds(movielens, tmp_path):
     path = tmp_path / "x.csv"
     frame.to_csv(path, index=False)
     code = (
-        "import sys, hashlib; from embvar.data.interactions import read_interactions_table;"
+        "import sys, hashlib; "
+        "from embvar.data.interactions import read_interactions_table;"
         "from embvar.data import split_interactions;"
-        f"d = read_interactions_table({str(path)!r}); s = split_interactions(d, 0.2, 5);"
+        f"d = read_interactions_table({str(path)!r}); "
+        "s = split_interactions(d, 0.2, 5);"
         "print(d.fingerprint(), hashlib.sha256(s.test.tobytes()).hexdigest())"
     )
     outs = {
@@ -110,7 +112,8 @@ def test_load_movielens_csv_layout(tmp_path):
         "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n2,3,4.0,964981247\n"
     )
     (tmp_path / "movies.csv").write_text(
-        "movieId,title,genres\n1,Toy Story (1995),Comedy\n3,Grumpier Old Men (1995),Romance\n"
+        "movieId,title,genres\n1,Toy Story (1995),Comedy\n"
+        "3,Grumpier Old Men (1995),Romance\n"
     )
     data = load_movielens(tmp_path / "ratings.csv")
     assert data.item_labels["title"].tolist() == [

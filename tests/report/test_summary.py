@@ -340,7 +340,8 @@ def test_summary_many_unmoved_groups_are_counted_not_listed():
     groups = report["groups"]
     extra = [dict(groups[1], label=f"setting {i}") for i in range(4)]
     report["groups"] = groups + extra
-    for g, mean in zip(report["groups"], [1.4, 0.06, 1.2, 0.1, 0.2, 0.3, 0.4]):
+    means = [1.4, 0.06, 1.2, 0.1, 0.2, 0.3, 0.4]
+    for g, mean in zip(report["groups"], means, strict=True):
         g["training_movement"] = _moved(mean)
     text = " ".join(summary_sentences(report))
     assert "In 5 of the 7 settings, the item embeddings barely moved" in text

@@ -152,8 +152,8 @@ def interactions_from_frame(
         if col is None:
             expected = repr(given) if given else " or ".join(repr(c) for c in cands[:4])
             raise DataError(
-                f"the interactions table{where} must have {'an' if role == 'item' else 'a'} "
-                f"{role} column "
+                f"the interactions table{where} must have "
+                f"{'an' if role == 'item' else 'a'} {role} column "
                 f"({expected}); got columns {columns}."
             )
     rcol = _pick(columns, RATING_COLUMNS, rating_col)

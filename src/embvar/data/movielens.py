@@ -137,7 +137,10 @@ def _read_uitem(path: Path) -> pd.DataFrame | None:
         return None
     raw = pd.read_csv(path, sep="|", header=None, encoding="latin-1")
     flags = raw.iloc[:, 5 : 5 + len(_UITEM_GENRES)].to_numpy().astype(bool)
-    genres = ["|".join(g for g, f in zip(_UITEM_GENRES, row) if f) for row in flags]
+    genres = [
+        "|".join(g for g, f in zip(_UITEM_GENRES, row, strict=True) if f)
+        for row in flags
+    ]
     return pd.DataFrame({"movieId": raw[0], "title": raw[1], "genres": genres})
 
 

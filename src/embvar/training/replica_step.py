@@ -184,13 +184,18 @@ class BatchRows:
         return self.tf.repeat(vector, self.b)[:, None]
 
 
+def _marked_rows(index: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each position's row of the stacked table, and a mark on every row used."""
+    R = index.shape[0]
+    flat = (np.asarray(index, np.int64) + (np.arange(R) * n_rows)[:, None]).ravel()
+    mark = np.zeros(R * n_rows, bool)
+    mark[flat] = True
+    return flat, mark
+
+
 def distinct_rows(index: np.ndarray, n_rows: int) -> int:
     """Return how many distinct (replica, row) pairs a batch ``index`` (R, b) holds."""
-    R = index.shape[0]
-    mark = np.zeros(R * n_rows, bool)
-    flat = np.asarray(index, np.int64) + (np.arange(R) * n_rows)[:, None]
-    mark[flat.ravel()] = True
-    return int(np.count_nonzero(mark))
+    return int(np.count_nonzero(_marked_rows(index, n_rows)[1]))
 
 
 def touched_index(index: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,12 +210,9 @@ def touched_index(index: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarra
         Each position's slot.
     rows : ndarray of shape (slots,), int32
     """
-    R = index.shape[0]
-    flat = (np.asarray(index, np.int64) + (np.arange(R) * n_rows)[:, None]).ravel()
-    mark = np.zeros(R * n_rows, bool)
-    mark[flat] = True
+    flat, mark = _marked_rows(index, n_rows)
     rows = np.flatnonzero(mark)
-    rank = np.empty(R * n_rows, np.int32)
+    rank = np.empty(mark.size, np.int32)
     rank[rows] = np.arange(len(rows), dtype=np.int32)
     return rank[flat], rows.astype(np.int32)
 
@@ -230,7 +232,6 @@ class TouchedRows:
         self.n_rows = n_rows
         self.slot = slot
         self.n_slots = rows.shape[0]
-        self.row = rows
         self._safe = tf.minimum(rows, self.size - 1)
         self.nd = tf.stack([rows // n_rows, rows % n_rows], axis=1)
 
