@@ -415,6 +415,9 @@ class ReplicaModel:
         # different variables may run at once (measured: about 15% faster
         # a step than three calls).
         self._step_graph = tf.function(self._step, autograph=False)
+        # Called from a graph as in the step, the flush reuses its compilation
+        # (called eagerly, XLA compiled it again: about 0.5 s a group).
+        self._flush_graph = tf.function(self._flush_all, autograph=False)
         self._tables = tf.function(
             self._split_tables, jit_compile=False, autograph=False
         )
@@ -500,9 +503,12 @@ class ReplicaModel:
         if self.has_sparse:
             self._sparse_phase(sparse)
         if flush:
-            for phase in self._flush_phases:
-                phase()
+            self._flush_all()
         return losses
+
+    def _flush_all(self) -> None:
+        for phase in self._flush_phases:
+            phase()
 
     def reserve_slots(self, counts: Mapping[str, int]) -> None:
         """Compile the touched-row work for ``counts[side]`` distinct rows per step.
@@ -524,8 +530,7 @@ class ReplicaModel:
         it at its time.
         """
         if self.lazy_sides and self._flushed < self._steps:
-            for phase in self._flush_phases:
-                phase()
+            self._flush_graph()
         self._flushed = self._steps
 
     def _flush(self, part: str):
