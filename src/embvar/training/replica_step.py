@@ -374,7 +374,8 @@ class ReplicaModel:
         self.decay_period = int(decay_period)
         self.batch = batch
         self.positions = self.R * batch
-        self._counts: dict[int, Any] = {}
+        self._counts: dict[int, Any] = {}  # a batch's size as a tensor
+        self._step_index: list[Any] = []  # step i's index as a tensor
         self.slots = dict.fromkeys(self.SIDES, self.positions)
         self.reserve_slots(slots or {})
         self.lazy_sides = self.touched_sides if name in ("adam", "adamw") else set()
@@ -469,7 +470,8 @@ class ReplicaModel:
             tf.constant(np.asarray(ratings).reshape(shape), tf.float32),
             touched,
         )
-        self._step_index = [tf.constant(i, tf.int32) for i in range(steps)]
+        for i in range(len(self._step_index), steps):
+            self._step_index.append(tf.constant(i, tf.int32))
 
     def step(self, i: int, count: int):
         """Step ``i`` of the epoch for every replica; return each replica's loss (R,).
