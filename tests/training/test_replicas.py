@@ -205,6 +205,37 @@ def test_train_replicas_touched_rows_match_independent_runs(
         _assert_same_run(replica, _independent(spec))
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_deferred_steps_bitwise_independent_of_when_flushes_fall(
+    ratings_file, monkeypatch, optimizer
+):
+    # A row takes its deferred Adam steps when a batch touches it or at a
+    # flush; flushing after every step (as a snapshot or a stopped replica
+    # would) must give the same bits. jit_compile=None: the dense update of
+    # a group this small is not compiled, the batch work is (a helper found
+    # 1-ulp differences while the flush was compiled as the dense update).
+    from embvar.training.replica_step import ReplicaModel
+
+    specs = _mixed_group(ratings_file, optimizer)
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    options = {"touched_rows": True, "decay_period": 3, "jit_compile": None}
+    expected = train_replicas(specs, data, **options)
+    step = ReplicaModel.step
+
+    def step_then_flush(self, i, count):
+        losses = step(self, i, count)
+        self.flush()
+        return losses
+
+    monkeypatch.setattr(ReplicaModel, "step", step_then_flush)
+    got = train_replicas(specs, data, **options)
+    for a, b in zip(expected, got, strict=True):
+        assert sorted(a.snapshots) == sorted(b.snapshots)
+        for epoch, tables in a.snapshots.items():
+            for name, table in tables.items():
+                np.testing.assert_array_equal(b.snapshots[epoch][name], table)
+
+
 def test_touched_rows_slots_hold_distinct_rows_in_order():
     # Two replicas, three rows each; positions (replica, row):
     # (0,2) (0,0) (0,2) | (1,1) (1,1) (1,0) -> stacked rows 2 0 2 4 4 3.

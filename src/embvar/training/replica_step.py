@@ -388,10 +388,15 @@ class ReplicaModel:
         }
         self._steps = 0  # steps taken, as self.iterations counts them
         self._flushed = 0  # the step up to which every row is up to date
+        # Compiled as the batch work is (always, where a side is lazy): a row
+        # takes its deferred steps either here or when a batch touches it,
+        # and XLA and TensorFlow's kernels round Adam's update differently
+        # (a helper found 1-ulp differences), so with two compilers the
+        # result would depend on when the flushes fall.
         self._flush_phases = [
             tf.function(
                 functools.partial(self._flush, part),
-                jit_compile=jit_dense,
+                jit_compile=jit_batch,
                 autograph=False,
             )
             for part in ("table", "slots")
