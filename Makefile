@@ -26,10 +26,10 @@ article-quick: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
-# Lint and format check (CI runs it before the tests); README code blocks are
-# not format-checked.
+# Lint and format check of the code and the README's Python blocks (CI runs
+# it before the tests).
 lint: $(BIN)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
 	rm -rf runs .pytest_cache
