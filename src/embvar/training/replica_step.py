@@ -273,8 +273,9 @@ class ReplicaModel:
         The training mean, the model's constant offset.
     jit_dense, jit_batch : bool
         Compile with XLA the dense update of every row (where fusion saves
-        most of the memory traffic), and the work on the batch rows and the
-        evaluation (worth its compile time only for large groups).
+        most of the memory traffic), and the work on the batch rows, the
+        flush of Adam's deferred steps and the evaluation (worth its compile
+        time only for large groups).
     decay_period : int
         For Adam's touched sides: how many zero-gradient steps of the rows
         outside the batch are applied together (1: at every step).
