@@ -220,8 +220,19 @@ def test_cli_runs_lists_runs(finished_study):
 
 def test_cli_ctrl_c_stops_cleanly_and_resumes(small_study_file, tmp_path):
     out = tmp_path / "out"
+    # One fit per run, so that runs finish one at a time and the signal lands
+    # while runs are still training (as one replica group, all four finish
+    # together and the signal raced the end of the study: a CI run exited 0).
     proc = subprocess.Popen(
-        [*EMBVAR, "study", str(small_study_file), "--dir", str(out)],
+        [
+            *EMBVAR,
+            "study",
+            str(small_study_file),
+            "--dir",
+            str(out),
+            "--trainer",
+            "independent",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
