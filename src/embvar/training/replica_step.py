@@ -903,7 +903,11 @@ class Evaluation:
     The same numbers as :func:`~embvar.training.fit.rmse` on each replica's
     tables, computed for all replicas at once. Ratings are predicted in
     chunks of one fixed size (the last padded with row 0), so the compiled
-    prediction has a single shape.
+    prediction has a single shape, and in the order of their items: the
+    item table is the larger, and a chunk then reads each of its rows from
+    the cache (measured for 16 MovieLens replicas: 3.7 ms a chunk of 8,192
+    ratings, against 9.3 ms in the data's order). The sum of squares is
+    taken in another order than ``rmse``'s, so the two differ by rounding.
     """
 
     CHUNK = 1 << 13
@@ -917,6 +921,8 @@ class Evaluation:
         self.size = min(self.CHUNK, max(1, *(len(u) for u, _, _ in sets)))
         self.sets = []
         for users, items, ratings in sets:
+            order = np.argsort(items, kind="stable")
+            users, items, ratings = users[order], items[order], ratings[order]
             n = len(users)
             padded = -(-n // self.size) * self.size
             pad_u = np.zeros(padded, np.int32)
