@@ -20,7 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
+from embvar import native_logs  # noqa: E402
 from embvar.errors import EmbvarError  # noqa: E402
+
+native_logs.install()
 
 app = typer.Typer(
     add_completion=False,

@@ -1,0 +1,78 @@
+"""TensorFlow's native start-up lines are kept off the command line's stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from embvar.native_logs import keep_line
+
+NOTICE = (
+    "WARNING: All log messages before absl::InitializeLog() is called are "
+    "written to STDERR\n"
+)
+INFO = "I0000 00:00:1796358769.398071   13920 port.cc:153] oneDNN custom ops on\n"
+WARN = "W1203 10:04:05.123456   77 cuda.cc:12] no GPU\n"
+ERROR = "E1203 10:04:05.123456   77 io.cc:9] cannot open\n"
+
+
+@pytest.mark.parametrize(
+    "line, level, kept",
+    [
+        (NOTICE, 0, True),
+        (NOTICE, 1, False),
+        (INFO, 0, True),
+        (INFO, 1, False),
+        (WARN, 1, True),
+        (WARN, 2, False),
+        (ERROR, 2, True),
+        (ERROR, 3, False),
+        ("/x/y.py:3: UserWarning: careful\n", 3, True),
+        ("embvar: error: bad value\n", 2, True),
+    ],
+)
+def test_keep_line_follows_the_level(line, level, kept):
+    assert keep_line(line, level) is kept
+
+
+def _run(code: str, level: str = "2") -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": level}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_filtered_block_drops_native_lines_and_restores_stderr():
+    code = f"""
+import os, sys
+from embvar.native_logs import filtered_native_stderr
+os.write(2, b"before\\n")
+with filtered_native_stderr():
+    os.write(2, {(NOTICE + INFO + WARN).encode()!r})
+    print("python line", file=sys.stderr)
+    os.write(2, {ERROR.encode()!r})
+os.write(2, b"after\\n")
+"""
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "before\npython line\n" + ERROR + "after\n"
+    proc = _run(code, level="0")
+    assert proc.stderr == "before\n" + NOTICE + INFO + WARN + "python line\n" + (
+        ERROR + "after\n"
+    )
+
+
+def test_cli_import_of_tensorflow_prints_no_native_lines():
+    # On CPUs where TensorFlow turns oneDNN on (AVX-512), its import alone
+    # prints four native lines; embvar's command line keeps them off stderr.
+    proc = _run("import embvar.cli\nimport tensorflow\nprint(tensorflow.__name__)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "tensorflow\n"
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == []
