@@ -76,3 +76,56 @@ def test_cli_import_of_tensorflow_prints_no_native_lines():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "tensorflow\n"
     assert [line for line in proc.stderr.splitlines() if line.strip()] == []
+
+
+def test_filtered_block_with_stderr_closed_or_broken():
+    # Closed: the block runs unfiltered; a closed pipe: what was held is dropped.
+    code = """
+import os
+from embvar.native_logs import filtered_native_stderr
+with filtered_native_stderr():
+    os.write(1, b"ran\\n")
+print("done")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(2),
+    )
+    assert proc.returncode == 0 and proc.stdout == "ran\ndone\n"
+    read, write = os.pipe()
+    os.close(read)
+    code = """
+import os
+from embvar.native_logs import filtered_native_stderr
+with filtered_native_stderr():
+    os.write(2, b"kept line\\n")
+print("done")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=write,
+        text=True,
+        timeout=60,
+    )
+    os.close(write)
+    assert proc.returncode == 0 and proc.stdout == "done\n"
+
+
+def test_filtered_block_writes_back_the_bytes_it_held():
+    code = f"""
+import os
+from embvar.native_logs import filtered_native_stderr
+with filtered_native_stderr():
+    os.write(2, b"caf\\xe9 \\xff\\xfe\\n" + {INFO.encode()!r})
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stderr == b"caf\xe9 \xff\xfe\n"

@@ -53,27 +53,39 @@ def _min_level() -> int:
 
 @contextlib.contextmanager
 def filtered_native_stderr():
-    """Within the block, send file descriptor 2 to a file; then filter it back."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    """Within the block, send file descriptor 2 to a file; then filter it back.
+
+    Lines go back as the bytes they were. Where there is no stderr to
+    redirect (closed), the block runs as it is; where stderr cannot be
+    written to any more (a closed pipe), what was held is dropped, as a
+    direct write would have failed.
+    """
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
             yield
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
             level = _min_level()
-            text = held.read().decode("utf-8", errors="replace")
             kept = [
                 line
-                for line in text.splitlines(keepends=True)
-                if keep_line(line, level)
+                for line in held.read().splitlines(keepends=True)
+                if keep_line(line.decode("utf-8", errors="replace"), level)
             ]
-            if kept:
-                os.write(2, "".join(kept).encode("utf-8"))
+            with contextlib.suppress(OSError):
+                if kept:
+                    os.write(2, b"".join(kept))
 
 
 class _Loader(importlib.abc.Loader):

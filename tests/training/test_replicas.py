@@ -498,3 +498,50 @@ def test_run_study_killed_between_groups_resumes_the_rest(ratings_file, tmp_path
     assert again.skipped == 2
     assert sorted(again.trained) == sorted({s.run_id for s in specs} - first)
     _assert_stored_like_independent(tmp_path, study)
+
+
+@pytest.mark.parametrize("size", [None, 7, 120, 121])
+def test_evaluation_matches_fit_rmse_on_every_replica(ratings_file, size, monkeypatch):
+    # Random tables with biases of every scale; chunks of 7 and 120 ratings
+    # (the 120 test ratings: one chunk, one chunk + 1) and the default.
+    from types import SimpleNamespace
+
+    from embvar.training.fit import rmse
+    from embvar.training.replica_step import Evaluation, ReplicaModel
+
+    specs = plan_runs(_study(ratings_file, factors={"init": [0, 1, 2]}))
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    inter = data.interactions
+    rng = np.random.default_rng(5)
+    tables = [
+        {
+            "user_embedding": rng.normal(0, 1, (inter.n_users, 4)).astype(np.float32),
+            "item_embedding": rng.normal(0, 1, (inter.n_items, 4)).astype(np.float32),
+            "user_bias": rng.normal(0, 3, (inter.n_users, 1)).astype(np.float32),
+            "item_bias": rng.normal(0, 3, (inter.n_items, 1)).astype(np.float32),
+        }
+        for _ in specs
+    ]
+    if size is not None:
+        monkeypatch.setattr(Evaluation, "CHUNK", size)
+    model = ReplicaModel(tables, specs, data.mu)
+    train, test = Evaluation(model, data).rmse()
+    for r, t in enumerate(tables):
+        expected = [
+            rmse(t, data.train_users, data.train_items, data.train_ratings, data.mu),
+            rmse(t, data.test_users, data.test_items, data.test_ratings, data.mu),
+        ]
+        np.testing.assert_allclose([train[r], test[r]], expected, rtol=1e-13)
+    # An empty set has no RMSE, on both paths.
+    empty = np.zeros(0, np.int32)
+    none = SimpleNamespace(
+        train_users=data.train_users,
+        train_items=data.train_items,
+        train_ratings=data.train_ratings,
+        test_users=empty,
+        test_items=empty,
+        test_ratings=np.zeros(0),
+    )
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        assert np.isnan(rmse(tables[0], empty, empty, np.zeros(0), data.mu))
+    assert np.isnan(Evaluation(model, none).rmse()[1]).all()

@@ -76,7 +76,9 @@ def predict_ratings(
     U, V = tables["user_embedding"], tables["item_embedding"]
     pred = np.einsum("nd,nd->n", U[users], V[items], dtype=np.float64) + mu
     if "user_bias" in tables:
-        pred += tables["user_bias"][users, 0] + tables["item_bias"][items, 0]
+        # Each bias added in float64, as the replica trainer's evaluation does.
+        pred += tables["user_bias"][users, 0]
+        pred += tables["item_bias"][items, 0]
     return pred
 
 

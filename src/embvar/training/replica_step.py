@@ -944,5 +944,6 @@ class Evaluation:
                 err = pred[:, : hi - lo] - ratings[lo:hi]
                 sq += np.einsum("rn,rn->r", err, err)
             with np.errstate(invalid="ignore"):
-                out.append(np.sqrt(sq / max(1, n)))
+                # An empty set has no RMSE (NaN), as for fit.rmse.
+                out.append(np.sqrt(sq / n) if n else np.full(self.model.R, np.nan))
         return out[0], out[1]
