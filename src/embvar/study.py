@@ -266,9 +266,10 @@ def run_study(
     prepared = prepare_all(specs)
     check_inputs(specs, prepared)
     from embvar.checks import check_choice
-    from embvar.training.replicas import TRAINERS
+    from embvar.training.replicas import TRAINERS, group_runs
 
     check_choice("trainer", trainer, TRAINERS)
+    group_runs(specs, trainer=trainer)  # runs the trainer cannot train: ConfigError
     from embvar.execution.base import executor_for
 
     executor = executor_for(study.execution, executor, address=address, workers=workers)

@@ -358,10 +358,25 @@ def test_group_runs_auto_keeps_repeats_alone(ratings_file):
 def test_group_runs_forced_replicas_rejects_custom_model(ratings_file):
     study = _study(ratings_file, model={"kind": "mypackage.models:build"})
     with pytest.raises(
-        ConfigError, match="trainer='replicas' needs runs of the built-in"
+        ConfigError, match=r"replicas trainer \(--trainer replicas\) needs runs"
     ):
         group_runs(plan_runs(study), trainer="replicas")
     assert len(group_runs(plan_runs(study))) == 4
+
+
+def test_run_study_forced_replicas_refused_before_the_directory_exists(
+    ratings_file, tmp_path, monkeypatch
+):
+    # Checked with the other inputs: no directory, no runs left claimed.
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "models"))
+    study = _study(
+        ratings_file, model={"kind": "embvar_test_builders:build_recommender"}
+    )
+    with pytest.raises(ConfigError, match="--trainer auto"):
+        run_study(study, tmp_path / "forced", trainer="replicas")
+    assert not (tmp_path / "forced").exists()
 
 
 def test_group_runs_unknown_trainer_names_choices(ratings_file):

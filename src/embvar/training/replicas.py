@@ -201,10 +201,11 @@ def group_runs(
         key = replica_key(spec)
         if key is None and trainer == "replicas":
             raise ConfigError(
-                "trainer='replicas' needs runs of the built-in factorization model "
-                f"without a training hook; run {spec.run_id} has "
-                f"model.kind={spec.model.kind!r}, model.fit={spec.model.fit!r}. "
-                "Use trainer='auto' to train such runs on their own."
+                "the replicas trainer (--trainer replicas) needs runs of the "
+                "built-in factorization model without a training hook; run "
+                f"{spec.run_id} has model.kind={spec.model.kind!r}, "
+                f"model.fit={spec.model.fit!r}. Use the auto trainer "
+                "(--trainer auto) to train such runs on their own."
             )
         if key is None or (trainer == "auto" and spec.repeat is not None):
             order.append((spec.run_id, spec))
