@@ -250,3 +250,26 @@ def test_cli_ctrl_c_stops_cleanly_and_resumes(small_study_file, tmp_path):
     outcome = run_study(small_study_file, out)
     assert kept.isdisjoint(outcome.trained)
     assert len(kept) + len(outcome.trained) == 4
+
+
+def test_bad_trainer_refused_before_tensorflow_is_imported(tmp_path):
+    # The first check of run_study: a typo costs no TensorFlow import.
+    code = f"""
+import sys
+from embvar.errors import ConfigError
+from embvar.study import run_study
+try:
+    run_study("movielens", {str(tmp_path / "s")!r}, trainer="fast")
+except ConfigError as error:
+    print(error)
+print("tensorflow" in sys.modules)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "trainer must be one of 'auto', 'replicas', 'independent'; got trainer='fast'.",
+        "False",
+    ]
+    assert not (tmp_path / "s").exists()

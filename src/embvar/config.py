@@ -56,6 +56,8 @@ from embvar.errors import ConfigError
 from embvar.seeds import SOURCES, source_seeds
 
 __all__ = [
+    "TRAINERS",
+    "Trainer",
     "DataSpec",
     "ModelSpec",
     "TrainingSpec",
@@ -75,6 +77,11 @@ __all__ = [
 # The most runs one study may plan (a guard against a typo exploding a
 # cross product); raise it in code if you really need more.
 MAX_RUNS = 10_000
+
+# How a study's runs are trained (embvar.training.replicas.group_runs): here,
+# so that a bad value is refused before TensorFlow is imported.
+Trainer = Literal["auto", "replicas", "independent"]
+TRAINERS: tuple[str, ...] = ("auto", "replicas", "independent")
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 

@@ -258,6 +258,10 @@ def run_study(
     ConfigError, DataError, StoreError
         On bad input, before anything is written where possible.
     """
+    from embvar.checks import check_choice
+    from embvar.config import TRAINERS
+
+    check_choice("trainer", trainer, TRAINERS)
     study, specs = open_study(source, quick=quick)
     directory = (
         Path(directory) if directory is not None else default_directory(study, quick)
@@ -265,10 +269,8 @@ def run_study(
     # Every input is checked before the directory is created or changed.
     prepared = prepare_all(specs)
     check_inputs(specs, prepared)
-    from embvar.checks import check_choice
-    from embvar.training.replicas import TRAINERS, group_runs
+    from embvar.training.replicas import group_runs
 
-    check_choice("trainer", trainer, TRAINERS)
     group_runs(specs, trainer=trainer)  # runs the trainer cannot train: ConfigError
     from embvar.execution.base import executor_for
 

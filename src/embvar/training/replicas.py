@@ -39,12 +39,12 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from embvar.checks import check_choice, check_int
-from embvar.config import RunSpec
+from embvar.config import TRAINERS, RunSpec, Trainer
 from embvar.data.prepared import PreparedData, data_key
 from embvar.errors import ConfigError, ShapeMismatchError
 from embvar.models.factorization import Pretrained, make_initializer
@@ -76,8 +76,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Trainer = Literal["auto", "replicas", "independent"]
-TRAINERS: tuple[str, ...] = ("auto", "replicas", "independent")
 
 # Bytes one group of replicas may hold in tables, slots, gradients and
 # per-epoch arrays; a larger group is cut into chunks under this size.
