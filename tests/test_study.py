@@ -116,6 +116,12 @@ def _done(index: Path) -> dict[str, float]:
         db.close()
 
 
+def _independent_study(study_file: Path, out: Path) -> list[str]:
+    """The command that trains ``study_file`` into ``out``, one fit per run."""
+    study = [*EMBVAR, "study", str(study_file), "--dir", str(out)]
+    return [*study, "--trainer", "independent"]
+
+
 def test_study_killed_during_a_run_resumes_without_duplicates(
     small_study_file, tmp_path
 ):
@@ -124,15 +130,7 @@ def test_study_killed_during_a_run_resumes_without_duplicates(
     out = tmp_path / "out"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(
-        [
-            *EMBVAR,
-            "study",
-            str(small_study_file),
-            "--dir",
-            str(out),
-            "--trainer",
-            "independent",
-        ],
+        _independent_study(small_study_file, out),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -224,15 +222,7 @@ def test_cli_ctrl_c_stops_cleanly_and_resumes(small_study_file, tmp_path):
     # while runs are still training (as one replica group, all four finish
     # together and the signal raced the end of the study: a CI run exited 0).
     proc = subprocess.Popen(
-        [
-            *EMBVAR,
-            "study",
-            str(small_study_file),
-            "--dir",
-            str(out),
-            "--trainer",
-            "independent",
-        ],
+        _independent_study(small_study_file, out),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -517,8 +517,9 @@ def test_run_study_killed_between_groups_resumes_the_rest(ratings_file, tmp_path
 
 @pytest.mark.parametrize("size", [None, 7, 120, 121])
 def test_evaluation_matches_fit_rmse_on_every_replica(ratings_file, size, monkeypatch):
-    # Random tables with biases of every scale; chunks of 7 and 120 ratings
-    # (the 120 test ratings: one chunk, one chunk + 1) and the default.
+    # Random tables with biases of every scale; chunks of 7 ratings, of 120
+    # (the test set exactly one chunk), of 121 (one longer than the test set)
+    # and the default.
     from types import SimpleNamespace
 
     from embvar.training.fit import rmse
