@@ -39,7 +39,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from embvar.models.factorization import Pretrained, make_initializer
 from embvar.seeds import order_generator
 from embvar.training.allocator import tune_allocator
 from embvar.training.fit import RunResult, rmse
+from embvar.training.replica_kernel import KernelEvaluation, KernelModel
 from embvar.training.replica_step import (
     DECAY_PERIOD,
     MAX_DECAY_PERIOD,
@@ -61,6 +62,8 @@ from embvar.training.replica_step import (
 )
 
 __all__ = [
+    "Engine",
+    "ENGINES",
     "Trainer",
     "TRAINERS",
     "DEFAULT_MEMORY_BUDGET",
@@ -89,6 +92,10 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 # CPU-second against 16 nanoseconds saved per parameter-step).
 JIT_POSITIONS = 1_000_000
 JIT_PARAMETER_STEPS = 100_000_000
+
+# How a group is trained: the fused CPU kernel, or TensorFlow's graph (XLA).
+Engine = Literal["auto", "kernel", "graph"]
+ENGINES: tuple[str, ...] = ("auto", "kernel", "graph")
 
 EpochCallback = Callable[[int, int], None]
 ResultCallback = Callable[[RunResult], None]
@@ -321,6 +328,7 @@ def train_replicas(
     on_epoch: EpochCallback | None = None,
     on_result: ResultCallback | None = None,
     snapshot_epochs: set[int] | None = None,
+    engine: Engine = "auto",
     jit_compile: bool | None = None,
     touched_rows: bool | None = None,
     decay_period: int = DECAY_PERIOD,
@@ -343,6 +351,14 @@ def train_replicas(
         diverged replica when it stops, the others after the last epoch.
     snapshot_epochs : set of int, optional
         Epochs to snapshot (default: all, from 0).
+    engine : {"auto", "kernel", "graph"}
+        ``"kernel"``: the fused CPU kernel
+        (:class:`~embvar.training.replica_kernel.KernelModel`); ``"graph"``:
+        TensorFlow variables and a step compiled by XLA
+        (:class:`~embvar.training.replica_step.ReplicaModel`), which runs
+        where TensorFlow places it, a GPU included. ``"auto"``: the graph
+        where TensorFlow sees a GPU, else the kernel. The options below
+        apply to the graph only.
     jit_compile : bool, optional
         Compile the step with XLA: True for all of it, False for none of it.
         By default each part is compiled where the faster steps repay the
@@ -384,6 +400,22 @@ def train_replicas(
                 f"{name} must be True, False or None; got {name}={value!r}."
             )
     check_int("decay_period", decay_period, 1, MAX_DECAY_PERIOD)
+    check_choice("engine", engine, ENGINES)
+    graph_options = {
+        name: value
+        for name, value in (
+            ("jit_compile", jit_compile),
+            ("touched_rows", touched_rows),
+            ("decay_period", None if decay_period == DECAY_PERIOD else decay_period),
+        )
+        if value is not None
+    }
+    if engine == "kernel" and graph_options:
+        name, value = next(iter(graph_options.items()))
+        raise ConfigError(
+            f"{name} applies to engine='graph' only; got {name}={value!r} "
+            "with engine='kernel'."
+        )
     if touched_rows and jit_compile is False:
         raise ConfigError(
             "touched_rows=True needs the step compiled with XLA; got "
@@ -428,30 +460,18 @@ def train_replicas(
         )
         for r, s in enumerate(specs)
     ]
-    # XLA where the group is large enough to repay compiling (see JIT_*).
-    steps = -(-n // batch) * epochs
-    params = sum(t.size for t in initial[0].values())
-    jit_dense = R * params * steps >= JIT_PARAMETER_STEPS
-    jit_batch = R * n * epochs >= JIT_POSITIONS
-    if jit_compile is not None:
-        jit_dense = jit_batch = jit_compile
-    if touched_rows:
-        jit_batch = True  # the touched-row scatters rely on XLA
-    model = ReplicaModel(
-        initial,
-        specs,
-        mu,
-        jit_dense=jit_dense,
-        jit_batch=jit_batch,
-        touched_rows=touched_rows,
-        decay_period=min(decay_period, max(1, steps)),
-    )
-    if model.touched_sides:
-        model.reserve_slots(
-            _most_distinct_rows(specs, data, batch, model.touched_sides)
+    if engine == "auto":
+        engine = "graph" if graph_options or _gpu_visible() else "kernel"
+    if engine == "kernel":
+        model = KernelModel(initial, specs, mu)
+        del initial
+        evaluation = KernelEvaluation(model, data)
+    else:
+        model = _graph_model(
+            initial, specs, data, jit_compile, touched_rows, decay_period
         )
-    del initial
-    evaluation = Evaluation(model, data)
+        del initial
+        evaluation = Evaluation(model, data)
     orders = [order_generator(s.seeds["order"]) for s in specs]
     running = list(range(R))
 
@@ -521,7 +541,7 @@ def train_replicas(
         count = np.float32(0)
         for step, lo in enumerate(range(0, n, batch)):
             hi = min(lo + batch, n)
-            losses = model.step(step, hi - lo).numpy()
+            losses = np.asarray(model.step(step, hi - lo))
             total = (total + losses * np.float32(hi - lo)).astype(np.float32)
             count = np.float32(count + np.float32(hi - lo))
             with np.errstate(invalid="ignore", over="ignore"):
@@ -555,6 +575,50 @@ def train_replicas(
     for r in list(running):
         finish(r)
     return results
+
+
+def _gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _graph_model(
+    initial: list[dict[str, np.ndarray]],
+    specs: Sequence[RunSpec],
+    data: PreparedData,
+    jit_compile: bool | None,
+    touched_rows: bool | None,
+    decay_period: int,
+) -> ReplicaModel:
+    """The group's tables as TensorFlow variables, its step compiled by XLA."""
+    R = len(specs)
+    n = len(data.train_users)
+    batch = specs[0].training.batch_size
+    epochs = specs[0].training.epochs
+    # XLA where the group is large enough to repay compiling (see JIT_*).
+    steps = -(-n // batch) * epochs
+    params = sum(t.size for t in initial[0].values())
+    jit_dense = R * params * steps >= JIT_PARAMETER_STEPS
+    jit_batch = R * n * epochs >= JIT_POSITIONS
+    if jit_compile is not None:
+        jit_dense = jit_batch = jit_compile
+    if touched_rows:
+        jit_batch = True  # the touched-row scatters rely on XLA
+    model = ReplicaModel(
+        initial,
+        specs,
+        data.mu,
+        jit_dense=jit_dense,
+        jit_batch=jit_batch,
+        touched_rows=touched_rows,
+        decay_period=min(decay_period, max(1, steps)),
+    )
+    if model.touched_sides:
+        model.reserve_slots(
+            _most_distinct_rows(specs, data, batch, model.touched_sides)
+        )
+    return model
 
 
 def _most_distinct_rows(
