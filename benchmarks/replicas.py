@@ -1,11 +1,12 @@
-"""Benchmark: R seeded runs as replicas in one graph versus R independent fits.
+"""Benchmark: R seeded runs as one replica group versus R independent fits.
 
 R matrix-factorization runs on the 100k MovieLens ratings (dim 32, batch
-1024, Adam, 10 epochs by default), trained twice in this process: by
-``train_replicas`` (one compiled graph) and by ``train_run`` one after the
-other (a fresh Keras model and ``fit`` per run). Prints both wall times and
-their ratio, the largest difference between the two paths' final tables,
-and the replica time against a memory-traffic floor.
+1024, Adam, 10 epochs by default), trained in this process by
+``train_replicas`` with each engine (the fused kernel, the XLA graph) and by
+``train_run`` one after the other (a fresh Keras model and ``fit`` per run).
+Prints the wall times and their ratios, the largest difference between the
+kernel's and the independent runs' tables, and the replica times against a
+memory-traffic floor.
 
 The floor: Keras's Adam updates every row of every table and both moment
 tables at every step, so each step must read and write the tables, the
@@ -58,7 +59,15 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--optimizer", default="adam")
-    parser.add_argument("--no-jit", action="store_true", help="step without XLA")
+    parser.add_argument(
+        "--engine",
+        choices=["kernel", "graph"],
+        action="append",
+        help="the replica engines to time (default: both)",
+    )
+    parser.add_argument(
+        "--no-jit", action="store_true", help="the graph's step without XLA"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -108,7 +117,17 @@ def main() -> None:
         update={"training": specs[0].training.model_copy(update={"epochs": 1})}
     )
     train_run(warm, data)
-    train_replicas([warm], data)
+    engines = args.engine or ["kernel", "graph"]
+    for engine in engines:
+        t0 = time.perf_counter()
+        train_replicas([warm], data, engine=engine)
+        if engine == "kernel":
+            # Numba compiles the kernel once per machine (cached on disk),
+            # and loads it once per process.
+            print(
+                f"kernel's first call (compiling or loading it): "
+                f"{time.perf_counter() - t0:.2f} s"
+            )
 
     floor = ADAM_BYTES_PER_PARAM * params * len(specs) * steps / bandwidth
     print(
@@ -117,17 +136,21 @@ def main() -> None:
         f"{steps} steps = {floor:.2f} s"
     )
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    replicas = train_replicas(specs, data, jit_compile=False if args.no_jit else None)
-    t_rep, c_rep = time.perf_counter() - t0, time.process_time() - c0
-    # The epochs' own time (steps and loss bookkeeping), without set-up,
-    # compilation of the first step, evaluation and snapshots.
-    t_loop = sum(h["seconds"] for h in replicas[0].history) * len(specs)
-    print(
-        f"replicas: {t_rep:.2f} s wall, {c_rep:.2f} CPU-s ({t_loop:.2f} s in the "
-        f"epochs' steps); {t_rep / floor:.2f}x the floor (steps "
-        f"{t_loop / floor:.2f}x); load {load()}"
-    )
+    timed = {}
+    for engine in engines:
+        options = {"jit_compile": False} if args.no_jit and engine == "graph" else {}
+        t0, c0 = time.perf_counter(), time.process_time()
+        replicas = train_replicas(specs, data, engine=engine, **options)
+        t_rep, c_rep = time.perf_counter() - t0, time.process_time() - c0
+        timed[engine] = (replicas, t_rep, c_rep)
+        # The epochs' own time (steps and loss bookkeeping), without set-up,
+        # evaluation and snapshots (the graph's include compiling its step).
+        t_loop = sum(h["seconds"] for h in replicas[0].history) * len(specs)
+        print(
+            f"replicas ({engine}): {t_rep:.2f} s wall, {c_rep:.2f} CPU-s "
+            f"({t_loop:.2f} s in the epochs' steps); {t_rep / floor:.2f}x the "
+            f"floor (steps {t_loop / floor:.2f}x); load {load()}"
+        )
     if args.skip_independent:
         return
 
@@ -138,12 +161,14 @@ def main() -> None:
         f"independent: {t_ind:.2f} s wall, {c_ind:.2f} CPU-s for {len(specs)} fits; "
         f"load {load()}"
     )
-    print(
-        f"speedup: independent / replicas = {t_ind / t_rep:.2f}x wall, "
-        f"{c_ind / c_rep:.2f}x CPU"
-    )
-
-    report_differences(replicas, independent, data)
+    for engine, (_, t_rep, c_rep) in timed.items():
+        print(
+            f"speedup ({engine}): independent / replicas = {t_ind / t_rep:.2f}x "
+            f"wall, {c_ind / c_rep:.2f}x CPU"
+        )
+    for engine, (replicas, _, _) in timed.items():
+        print(f"{engine}:")
+        report_differences(replicas, independent, data)
 
 
 def report_differences(replicas, independent, data) -> None:
@@ -160,7 +185,7 @@ def report_differences(replicas, independent, data) -> None:
         diffs.sort()
         worst, r, name = diffs[-1]
         print(
-            f"relative difference of a table, replicas vs independent, epoch {epoch}: "
+            f"  relative difference of a table vs independent, epoch {epoch}: "
             f"median {diffs[len(diffs) // 2][0]:.1e}, worst {worst:.1e} "
             f"(replica {r}, {name})"
         )
@@ -172,7 +197,7 @@ def report_differences(replicas, independent, data) -> None:
     top = int(np.argmax(rows))
     side = data.train_items if name.startswith("item") else data.train_users
     print(
-        f"  its worst row {top} ({int(np.sum(side == top))} training ratings) holds "
+        f"    its worst row {top} ({int(np.sum(side == top))} training ratings) holds "
         f"{rows[top] ** 2 / np.sum(rows**2):.1%} of the squared difference"
     )
 

@@ -1,4 +1,4 @@
-"""Replicas in one graph: the same runs as independent fits, to rounding."""
+"""Replica groups (fused kernel, XLA graph): the independent fits, to rounding."""
 
 from __future__ import annotations
 
@@ -158,16 +158,17 @@ def _mixed_group(source, optimizer):
     return plan_runs(study)
 
 
+@pytest.mark.parametrize("engine", ["kernel", "graph"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
 def test_train_replicas_every_optimizer_matches_independent_runs(
-    ratings_file, optimizer
+    ratings_file, optimizer, engine
 ):
     specs = _mixed_group(ratings_file, optimizer)
     assert [s.training.learning_rate for s in specs] == [0.05, 0.005]
     assert [s.training.weight_decay for s in specs] == [0.0, 0.01]
     assert [s.model.l2 for s in specs] == [0.0, 0.1]
     data = prepare_data(specs[0].data, specs[0].seeds["split"])
-    replicas = train_replicas(specs, data)
+    replicas = train_replicas(specs, data, engine=engine)
     for spec, replica in zip(specs, replicas, strict=True):
         _assert_same_run(replica, _independent(spec))
 
@@ -288,7 +289,61 @@ def test_touched_rows_need_a_compiled_step(ratings_file):
         train_replicas(specs, data, jit_compile="no")
 
 
-def test_train_replicas_diverging_replica_stops_alone(ratings_file):
+def test_engine_checked_and_graph_options_refused_with_the_kernel(ratings_file):
+    specs = _mixed_group(ratings_file, "adam")
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    with pytest.raises(ConfigError, match="engine must be one of .*got engine='xla'"):
+        train_replicas(specs, data, engine="xla")
+    for option in (
+        {"jit_compile": True},
+        {"touched_rows": False},
+        {"decay_period": 2},
+    ):
+        ((name, value),) = option.items()
+        with pytest.raises(
+            ConfigError,
+            match=f"{name} applies to engine='graph' only; got {name}={value!r}",
+        ):
+            train_replicas(specs, data, engine="kernel", **option)
+
+
+def _bitwise_equal(a, b) -> None:
+    assert sorted(a.snapshots) == sorted(b.snapshots)
+    for epoch, tables in a.snapshots.items():
+        for name, table in tables.items():
+            np.testing.assert_array_equal(b.snapshots[epoch][name], table)
+    for mine, theirs in zip(a.history, b.history, strict=True):
+        for key in ("loss", "train_rmse", "test_rmse"):
+            assert mine[key] == theirs[key] or (
+                np.isnan(mine[key]) and np.isnan(theirs[key])
+            )
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw", "rmsprop", "adagrad"])
+def test_kernel_replica_bitwise_the_same_alone_in_any_group_and_thread_count(
+    ratings_file, optimizer
+):
+    # Each replica runs on one thread, on its own slice: its tables must not
+    # depend on which other runs share its group, nor on how many threads run.
+    import numba
+
+    specs = _mixed_group(ratings_file, optimizer)
+    data = prepare_data(specs[0].data, specs[0].seeds["split"])
+    together = train_replicas(specs, data, engine="kernel")
+    alone = train_replicas(specs[1:], data, engine="kernel")
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one_thread = train_replicas(specs, data, engine="kernel")
+    finally:
+        numba.set_num_threads(threads)
+    _bitwise_equal(together[1], alone[0])
+    for a, b in zip(together, one_thread, strict=True):
+        _bitwise_equal(a, b)
+
+
+@pytest.mark.parametrize("engine", ["kernel", "graph"])
+def test_train_replicas_diverging_replica_stops_alone(ratings_file, engine):
     # One replica's learning rate makes SGD blow up; it must stop where its
     # independent run stops, and leave the other replica as it would be.
     study = _study(
@@ -297,7 +352,9 @@ def test_train_replicas_diverging_replica_stops_alone(ratings_file):
     specs = plan_runs(study)
     data = prepare_data(specs[0].data, specs[0].seeds["split"])
     seen = []
-    replicas = train_replicas(specs, data, on_result=lambda r: seen.append(r.run_id))
+    replicas = train_replicas(
+        specs, data, engine=engine, on_result=lambda r: seen.append(r.run_id)
+    )
     independent = [_independent(spec) for spec in specs]
     assert [r.status for r in independent] == ["done", "diverged"]
     assert seen == [specs[1].run_id, specs[0].run_id]  # the diverged one first
@@ -515,11 +572,11 @@ def test_run_study_killed_between_groups_resumes_the_rest(ratings_file, tmp_path
     _assert_stored_like_independent(tmp_path, study)
 
 
-@pytest.mark.parametrize("size", [None, 7, 120, 121])
+@pytest.mark.parametrize("size", [None, 7, 120, 121, "kernel"])
 def test_evaluation_matches_fit_rmse_on_every_replica(ratings_file, size, monkeypatch):
-    # Random tables with biases of every scale; chunks of 7 ratings, of 120
-    # (the test set exactly one chunk), of 121 (one longer than the test set)
-    # and the default.
+    # Random tables with biases of every scale; the graph's evaluation in
+    # chunks of 7 ratings, of 120 (the test set exactly one chunk), of 121
+    # (one longer than the test set) and the default; the kernel's.
     from types import SimpleNamespace
 
     from embvar.training.fit import rmse
@@ -538,7 +595,11 @@ def test_evaluation_matches_fit_rmse_on_every_replica(ratings_file, size, monkey
         }
         for _ in specs
     ]
-    if size is not None:
+    if size == "kernel":
+        from embvar.training.replica_kernel import KernelEvaluation, KernelModel
+
+        Evaluation, ReplicaModel = KernelEvaluation, KernelModel  # noqa: N806
+    elif size is not None:
         monkeypatch.setattr(Evaluation, "CHUNK", size)
     model = ReplicaModel(tables, specs, data.mu)
     train, test = Evaluation(model, data).rmse()

@@ -38,10 +38,18 @@ _GROUP_PREFIX = '{"replicas":'
 
 
 def configure_threads(threads: int | None) -> None:
-    """Limit TensorFlow's thread pools; call before TensorFlow runs an op."""
+    """Limit TensorFlow's and the replica kernel's threads.
+
+    Call before TensorFlow runs an op. Numba's count is set for the calling
+    thread, the one that trains (and capped before Numba starts its pool).
+    """
     if not threads:
         return
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     import tensorflow as tf
 
     try:

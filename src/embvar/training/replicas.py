@@ -1,10 +1,15 @@
-"""Train many runs of the built-in factorization at once, as replicas in one graph.
+"""Train many runs of the built-in factorization at once, as one replica group.
 
 A study is dozens of trainings of one small model that differ only in their
 seeds and a few hyperparameters. Trained one after another, each Keras
 ``fit`` spends most of its time on per-step overhead. Here ``R`` runs that
-share the table shapes are stacked: every table becomes one variable of
-shape ``(R, n, k)``, and one compiled step trains all of them.
+share the table shapes are stacked: every table becomes one array of shape
+``(R, n, k)``, and one compiled step trains all of them. Two engines
+compute the step: a fused CPU kernel compiled by Numba
+(:mod:`embvar.training.replica_kernel`, the default without a GPU) and
+TensorFlow variables with a step compiled by XLA
+(:mod:`embvar.training.replica_step`, which TensorFlow places on a GPU
+where it sees one).
 
 Each replica ``r`` is the independent run of its spec, step for step:
 
@@ -27,7 +32,8 @@ Each replica ``r`` is the independent run of its spec, step for step:
 The built-in factorization draws no random numbers while it trains, so the
 ``noise`` seed changes nothing on either path. The tables match the
 independent runs to rounding (the compiled step sums and fuses in its own
-order), not bit for bit.
+order), not bit for bit. With the kernel, each replica's tables are bitwise
+the same whatever other runs share its group and however many threads run.
 """
 
 from __future__ import annotations
@@ -51,7 +57,6 @@ from embvar.models.factorization import Pretrained, make_initializer
 from embvar.seeds import order_generator
 from embvar.training.allocator import tune_allocator
 from embvar.training.fit import RunResult, rmse
-from embvar.training.replica_kernel import KernelEvaluation, KernelModel
 from embvar.training.replica_step import (
     DECAY_PERIOD,
     MAX_DECAY_PERIOD,
@@ -333,7 +338,7 @@ def train_replicas(
     touched_rows: bool | None = None,
     decay_period: int = DECAY_PERIOD,
 ) -> list[RunResult]:
-    """Train the runs ``specs`` together, as replicas in one compiled graph.
+    """Train the runs ``specs`` together, as replicas in one compiled step.
 
     Parameters
     ----------
@@ -463,6 +468,9 @@ def train_replicas(
     if engine == "auto":
         engine = "graph" if graph_options or _gpu_visible() else "kernel"
     if engine == "kernel":
+        # Numba is imported (and the kernel compiled or loaded) on first use.
+        from embvar.training.replica_kernel import KernelEvaluation, KernelModel
+
         model = KernelModel(initial, specs, mu)
         del initial
         evaluation = KernelEvaluation(model, data)
