@@ -55,11 +55,102 @@ OPTIMIZER_CODES = {
     "adagrad": ADAGRAD,
 }
 
-_KERNEL = {"parallel": True, "cache": True, "error_model": "numpy", "nogil": True}
+_KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
+
+
+@njit(parallel=True, **_KERNEL)
+def _epoch(
+    tables,
+    users,
+    items,
+    ratings,
+    counts,
+    active,
+    hyper,
+    consts,
+    adam_steps,
+    opt,
+    dim,
+    use_wd,
+    use_l2,
+    means,
+    stopped,
+):
+    """One epoch of every active replica, each on one thread, step after step.
+
+    ``tables`` holds the six (R, n, k) arrays: the user table and its two
+    slots, the item table and its two. ``users``, ``items`` and ``ratings``
+    are the epoch's batches (R, steps, b), of which the first ``counts[s]``
+    positions of step ``s`` are real. ``hyper`` (3, R) holds each replica's
+    learning rate, weight decay and L2; ``consts`` (see
+    :class:`KernelModel`) the optimizer's float32 constants;
+    ``adam_steps`` (steps, 2) Adam's sqrt(1 - beta_2**t) and 1 - beta_1**t
+    at each step.
+
+    Writes each replica's running mean loss over the epoch to ``means``, as
+    Keras's loss tracker keeps it (float32 sums of loss * batch and of
+    batch). A replica whose mean stops being finite stops after that step,
+    as the independent run's divergence guard stops it: ``stopped`` gets
+    the step, and its tables stay as they are then (-1: not stopped).
+    """
+    R = users.shape[0]
+    k = tables[0].shape[2]
+    n_u = tables[0].shape[1]
+    n_i = tables[3].shape[1]
+    b = users.shape[2]
+    for r in prange(R):
+        stopped[r] = -1
+        if active[r] == 0:
+            means[r] = 0.0
+            continue
+        # Per replica: each position's gradient (user side, item side); each
+        # touched row's slot, its summed gradient and squared gradient.
+        grads = np.empty((2, b, k), np.float32)
+        sums = np.empty((2, b, k), np.float32)
+        squares = np.empty((2, b, k), np.float32)
+        slot_u = np.full(n_u, -1, np.int32)
+        slot_i = np.full(n_i, -1, np.int32)
+        at = np.empty((2, b), np.int32)
+        rows = np.empty((2, b), np.int32)
+        total = np.float32(0.0)
+        seen = np.float32(0.0)
+        for s in range(users.shape[1]):
+            loss = _replica_step(
+                tables[0][r],
+                tables[1][r],
+                tables[2][r],
+                tables[3][r],
+                tables[4][r],
+                tables[5][r],
+                users[r, s],
+                items[r, s],
+                ratings[r, s],
+                counts[s],
+                hyper[:, r],
+                consts,
+                adam_steps[s],
+                opt,
+                dim,
+                use_wd,
+                use_l2,
+                grads,
+                sums,
+                squares,
+                slot_u,
+                slot_i,
+                at,
+                rows,
+            )
+            total = total + loss * np.float32(counts[s])
+            seen = seen + np.float32(counts[s])
+            means[r] = total / seen
+            if not np.isfinite(means[r]):
+                stopped[r] = s
+                break
 
 
 @njit(**_KERNEL)
-def _step(
+def _replica_step(
     w_u,
     a_u,
     b_u,
@@ -70,186 +161,190 @@ def _step(
     items,
     ratings,
     count,
-    active,
-    lr,
-    wd,
-    l2,
+    hyper,
     consts,
+    adam_step,
     opt,
     dim,
     use_wd,
     use_l2,
-    scratch,
+    grads,
+    sums,
+    squares,
     slot_u,
     slot_i,
-    losses,
+    at,
+    rows,
 ):
-    """One step of every active replica; writes each replica's loss to ``losses``.
+    """One step of one replica; return its loss.
 
-    ``w_*`` are the tables (R, n, k); ``a_*`` and ``b_*`` the slots (Adam's
-    moments; RMSprop's velocity and Adagrad's accumulator in ``a_*``).
-    ``users``, ``items`` and ``ratings`` are the batch (R, b); only the first
-    ``count`` positions are real. ``consts`` holds, as float32: mu,
-    1 - beta_1, 1 - beta_2, epsilon, rho, 1 - rho, and Adam's sqrt(1 -
-    beta_2**t) and 1 - beta_1**t at this step. ``scratch`` (R, 6, b, k)
-    holds per replica the two sides' per-position gradients and their
-    slots' sums of gradients and squared gradients; ``slot_u`` and
-    ``slot_i`` (R, n) are -1 outside a step.
+    The batch's positions once, from the tables before the step: the loss,
+    each position's gradient by its user and its item row, each touched
+    row's slot. Then, for the dense slots, each touched row's gradient and
+    squared gradient summed over its positions in batch order; every row
+    that changes at every step; the per-position updates.
     """
-    R = w_u.shape[0]
-    k = w_u.shape[2]
+    k = w_u.shape[1]
     mu = consts[0]
+    lr, wd, l2 = hyper[0], hyper[1], hyper[2]
     size = np.float32(count)
-    for r in prange(R):
-        if active[r] == 0:
-            losses[r] = 0.0
-            continue
-        pos_u, pos_i = scratch[r, 0], scratch[r, 1]
-        sum_u, sum_i = scratch[r, 2], scratch[r, 3]
-        sq_u, sq_i = scratch[r, 4], scratch[r, 5]
-        rows_u = np.empty(count, np.int32)
-        rows_i = np.empty(count, np.int32)
-        at_u = np.empty(count, np.int32)
-        at_i = np.empty(count, np.int32)
-        n_u = 0
-        n_i = 0
-        d_loss = active[r] / size
-        d_norm = (active[r] * l2[r]) / size
-        squares = 0.0
-        norms = 0.0
-        # The batch: losses and gradients, from the tables before the step.
-        for j in range(count):
-            u = users[r, j]
-            i = items[r, j]
-            if slot_u[r, u] < 0:
-                slot_u[r, u] = n_u
-                rows_u[n_u] = u
-                sum_u[n_u, :] = 0.0
-                sq_u[n_u, :] = 0.0
-                n_u += 1
-            if slot_i[r, i] < 0:
-                slot_i[r, i] = n_i
-                rows_i[n_i] = i
-                sum_i[n_i, :] = 0.0
-                sq_i[n_i, :] = 0.0
-                n_i += 1
-            at_u[j] = slot_u[r, u]
-            at_i[j] = slot_i[r, i]
-            wu = w_u[r, u]
-            wi = w_i[r, i]
-            dot = np.float32(0.0)
-            for c in range(dim):
-                dot += wu[c] * wi[c]
-            score = dot + mu
-            for c in range(dim, k):
-                score = score + wu[c] + wi[c]
-            error = ratings[r, j] - score
-            squares += np.float64(error * error)
-            d_score = -(d_loss * (error * np.float32(2.0)))
-            if use_l2:
-                norm = np.float32(0.0)
-                for c in range(dim):
-                    norm += wu[c] * wu[c]
-                norm_i = np.float32(0.0)
-                for c in range(dim):
-                    norm_i += wi[c] * wi[c]
-                norms += np.float64(norm + norm_i)
-            for c in range(k):
-                if c < dim:
-                    g = d_score * wi[c]
-                    h = d_score * wu[c]
-                    if use_l2:
-                        g = g + (d_norm * wu[c] + d_norm * wu[c])
-                        h = h + (d_norm * wi[c] + d_norm * wi[c])
-                else:
-                    g = d_score
-                    h = d_score
-                pos_u[j, c] = g
-                pos_i[j, c] = h
-        loss = np.float32(squares) / size
+    d_loss = np.float32(1.0) / size
+    d_norm = l2 / size
+    squared = 0.0
+    norms = 0.0
+    n_u = 0
+    n_i = 0
+    for j in range(count):
+        u = users[j]
+        i = items[j]
+        if slot_u[u] < 0:
+            slot_u[u] = n_u
+            rows[0, n_u] = u
+            n_u += 1
+        if slot_i[i] < 0:
+            slot_i[i] = n_i
+            rows[1, n_i] = i
+            n_i += 1
+        at[0, j] = slot_u[u]
+        at[1, j] = slot_i[i]
+        wu = w_u[u]
+        wi = w_i[i]
+        dot = np.float32(0.0)
+        for c in range(dim):
+            dot += wu[c] * wi[c]
+        score = dot + mu
+        for c in range(dim, k):
+            score = score + wu[c] + wi[c]
+        error = ratings[j] - score
+        squared += np.float64(error * error)
+        # d(loss) / d(score), as automatic differentiation takes it.
+        d_score = -(d_loss * (error * np.float32(2.0)))
+        g_u = grads[0, j]
+        g_i = grads[1, j]
+        for c in range(dim):
+            g_u[c] = d_score * wi[c]
+            g_i[c] = d_score * wu[c]
+        for c in range(dim, k):
+            g_u[c] = d_score
+            g_i[c] = d_score
         if use_l2:
-            loss = loss + l2[r] * (np.float32(norms) / size)
-        losses[r] = loss
-        # Each touched row's gradient summed over its positions, in batch order.
-        if opt == ADAM or opt == RMSPROP:
-            scale = consts[5] if opt == RMSPROP else np.float32(1.0)
-            for j in range(count):
-                su, si = at_u[j], at_i[j]
-                for c in range(k):
-                    g = pos_u[j, c]
-                    h = pos_i[j, c]
-                    sum_u[su, c] += g
-                    sum_i[si, c] += h
-                    if opt == RMSPROP:
-                        sq_u[su, c] += scale * (g * g)
-                        sq_i[si, c] += scale * (h * h)
-                    else:
-                        sq_u[su, c] += g * g
-                        sq_i[si, c] += h * h
-        # Every row: weight decay, and the dense slots with a zero gradient
-        # outside the batch.
-        _rows(
-            w_u[r],
-            a_u[r],
-            b_u[r],
-            slot_u[r],
-            sum_u,
-            sq_u,
-            lr[r],
-            wd[r],
-            consts,
-            opt,
-            use_wd,
+            norm_u = np.float32(0.0)
+            norm_i = np.float32(0.0)
+            for c in range(dim):
+                norm_u += wu[c] * wu[c]
+                norm_i += wi[c] * wi[c]
+            norms += np.float64(norm_u + norm_i)
+            for c in range(dim):
+                g_u[c] = g_u[c] + (d_norm * wu[c] + d_norm * wu[c])
+                g_i[c] = g_i[c] + (d_norm * wi[c] + d_norm * wi[c])
+    loss = np.float32(squared) / size
+    if use_l2:
+        loss = loss + l2 * (np.float32(norms) / size)
+    if opt == ADAM or opt == RMSPROP:
+        _sums(
+            grads,
+            at,
+            count,
+            n_u,
+            n_i,
+            sums,
+            squares,
+            consts[5] if opt == RMSPROP else np.float32(1.0),
         )
-        _rows(
-            w_i[r],
-            a_i[r],
-            b_i[r],
-            slot_i[r],
-            sum_i,
-            sq_i,
-            lr[r],
-            wd[r],
-            consts,
-            opt,
-            use_wd,
-        )
-        # The per-position updates, one position at a time.
-        if opt != ADAM:
-            _positions(w_u[r], a_u[r], users[r], pos_u, count, lr[r], consts, opt)
-            _positions(w_i[r], a_i[r], items[r], pos_i, count, lr[r], consts, opt)
-        for s in range(n_u):
-            slot_u[r, rows_u[s]] = -1
-        for s in range(n_i):
-            slot_i[r, rows_i[s]] = -1
+    # Every row: weight decay, and the dense slots with a zero gradient
+    # outside the batch.
+    alpha = (lr * adam_step[0]) / adam_step[1]
+    _rows(
+        w_u, a_u, b_u, slot_u, sums[0], squares[0], lr, wd, alpha, consts, opt, use_wd
+    )
+    _rows(
+        w_i, a_i, b_i, slot_i, sums[1], squares[1], lr, wd, alpha, consts, opt, use_wd
+    )
+    # The per-position updates, one position at a time.
+    if opt != ADAM:
+        _positions(w_u, a_u, users, grads[0], count, lr, consts, opt)
+        _positions(w_i, a_i, items, grads[1], count, lr, consts, opt)
+    for s in range(n_u):
+        slot_u[rows[0, s]] = -1
+    for s in range(n_i):
+        slot_i[rows[1, s]] = -1
+    return loss
+
+
+@njit(**_KERNEL)
+def _sums(grads, at, count, n_u, n_i, sums, squares, scale):
+    """Each touched row's gradient and squared gradient (times ``scale``)."""
+    for side, n in ((0, n_u), (1, n_i)):
+        sums[side, :n] = 0.0
+        squares[side, :n] = 0.0
+        for j in range(count):
+            s = at[side, j]
+            g = grads[side, j]
+            for c in range(g.shape[0]):
+                sums[side, s, c] += g[c]
+                squares[side, s, c] += scale * (g[c] * g[c])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _rows(w, a, b, slot, sums, squares, lr, wd, consts, opt, use_wd):
+def _rows(w, a, b, slot, sums, squares, lr, wd, alpha, consts, opt, use_wd):
     """Update every row of one replica's side that changes at every step."""
     if opt != ADAM and opt != RMSPROP and not use_wd:
         return
     n, k = w.shape
     c1, c2, eps, rho = consts[1], consts[2], consts[3], consts[4]
-    alpha = (lr * consts[6]) / consts[7]
+    zero = np.float32(0.0)
     for row in range(n):
         s = slot[row]
+        wr = w[row]
         if use_wd:
             for c in range(k):
-                w[row, c] = w[row, c] - w[row, c] * wd * lr
+                wr[c] = wr[c] - wr[c] * wd * lr
         if opt == ADAM:
-            for c in range(k):
-                g = sums[s, c] if s >= 0 else np.float32(0.0)
-                g2 = squares[s, c] if s >= 0 else np.float32(0.0)
-                m = a[row, c] + (g - a[row, c]) * c1
-                v = b[row, c] + (g2 - b[row, c]) * c2
-                a[row, c] = m
-                b[row, c] = v
-                w[row, c] = w[row, c] - (m * alpha) / (np.sqrt(v) + eps)
+            _adam(
+                wr,
+                a[row],
+                b[row],
+                sums[max(s, 0)],
+                squares[max(s, 0)],
+                s >= 0,
+                alpha,
+                c1,
+                c2,
+                eps,
+            )
         elif opt == RMSPROP:
-            for c in range(k):
-                g2 = squares[s, c] if s >= 0 else np.float32(0.0)
-                a[row, c] = rho * a[row, c] + g2
+            ar = a[row]
+            if s >= 0:
+                sq = squares[s]
+                for c in range(k):
+                    ar[c] = rho * ar[c] + sq[c]
+            else:
+                for c in range(k):
+                    ar[c] = rho * ar[c] + zero
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _adam(w, m, v, g, g2, touched, alpha, c1, c2, eps):
+    """Adam's update of one row; a row outside the batch has a zero gradient.
+
+    The two cases have loops of their own, without a branch per element,
+    so that the compiler vectorises both.
+    """
+    if touched:
+        for c in range(w.shape[0]):
+            m_new = m[c] + (g[c] - m[c]) * c1
+            v_new = v[c] + (g2[c] - v[c]) * c2
+            m[c] = m_new
+            v[c] = v_new
+            w[c] = w[c] - (m_new * alpha) / (np.sqrt(v_new) + eps)
+    else:
+        zero = np.float32(0.0)
+        for c in range(w.shape[0]):
+            m_new = m[c] + (zero - m[c]) * c1
+            v_new = v[c] + (zero - v[c]) * c2
+            m[c] = m_new
+            v[c] = v_new
+            w[c] = w[c] - (m_new * alpha) / (np.sqrt(v_new) + eps)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -299,9 +394,11 @@ def _squared_errors(w_u, w_i, users, items, ratings, mu, dim):
 class KernelModel:
     """Stacked tables, optimizer slots and the fused step of one replica group.
 
-    The interface ``train_replicas`` drives, as for
-    :class:`~embvar.training.replica_step.ReplicaModel`: :meth:`start_epoch`,
-    :meth:`step`, :meth:`values`, :meth:`stop`.
+    ``train_replicas`` drives it one epoch at a time (:meth:`run_epoch`):
+    each thread takes its replicas through all of the epoch's steps, one
+    replica after the other, so a replica's tables stay in the cache from
+    one step to the next (measured: 1.9 ms a step for 16 MovieLens replicas
+    with Adam, against 3.3-3.5 ms one step of every replica at a time).
 
     Parameters
     ----------
@@ -350,80 +447,73 @@ class KernelModel:
         self.l2 = np.array([spec.model.l2 for spec in specs], np.float32)
         self.use_l2 = bool(np.any(self.l2 > 0))
         self.active = np.ones(self.R, np.float32)
-        # Keras's constants: Python floats rounded to float32 once.
+        # Keras's constants, Python floats rounded to float32 once: mu,
+        # 1 - beta_1, 1 - beta_2, epsilon, rho, 1 - rho.
         beta_1, beta_2 = s.get("beta_1", 0.0), s.get("beta_2", 0.0)
         rho = s.get("rho", 0.0)
         self._beta = (np.float32(beta_1), np.float32(beta_2))
         self.consts = np.array(
-            [mu, 1 - beta_1, 1 - beta_2, s.get("epsilon", 0.0), rho, 1 - rho, 0, 1],
+            [mu, 1 - beta_1, 1 - beta_2, s.get("epsilon", 0.0), rho, 1 - rho],
             np.float32,
         )
         self.mu = float(mu)
         self.batch = specs[0].training.batch_size
-        k = self.state["user"][0].shape[2]
-        self._scratch = np.zeros((self.R, 6, self.batch, k), np.float32)
-        self._slot = {
-            side: np.full((self.R, self.state[side][0].shape[1]), -1, np.int32)
-            for side in self.SIDES
-        }
-        self._losses = np.zeros(self.R, np.float32)
-        self._steps = 0
+        self._steps = 0  # steps taken: Adam's step count
 
-    def start_epoch(self, users, items, ratings) -> None:
-        """Hold one epoch's batches of every replica, (R, steps * b) each."""
-        b = self.batch
-        steps = users.shape[1] // b
+    def run_epoch(
+        self, users, items, ratings, counts: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Train every active replica through one epoch's batches.
 
-        def by_step(x, dtype):
-            x = np.asarray(x, dtype).reshape(self.R, steps, b)
-            return np.ascontiguousarray(x.transpose(1, 0, 2))
+        Parameters
+        ----------
+        users, items : ndarray of shape (R, steps * b), int32
+            The epoch's batches of every replica, one after the other; a
+            short last batch is padded to ``b``.
+        ratings : ndarray of shape (R, steps * b), float32
+        counts : sequence of int
+            Each step's real batch size.
 
-        self._epoch = (
-            by_step(users, np.int32),
-            by_step(items, np.int32),
-            by_step(ratings, np.float32),
-        )
-
-    def step(self, i: int, count: int) -> np.ndarray:
-        """Step ``i`` of the epoch for every replica; return each replica's loss (R,).
-
-        ``count`` is the batch's real size (the rest of a short last batch
-        is padding, which the kernel skips).
+        Returns
+        -------
+        means : ndarray of shape (R,), float32
+            Each replica's mean loss over the steps it took, as Keras's
+            loss tracker keeps it.
+        stopped : ndarray of shape (R,), int
+            The step after which a replica's mean loss stopped being finite
+            (its tables stay as they were then), or -1.
         """
-        self._steps += 1
+        steps = len(counts)
+        shape = (self.R, steps, self.batch)
+        adam_steps = np.zeros((steps, 2), np.float32)
         if self.opt == ADAM:
-            t = np.float32(self._steps)
+            # Keras's float32 powers of beta at each step t (counted from 1).
             beta_1, beta_2 = self._beta
-            self.consts[6] = np.sqrt(np.float32(1) - beta_2**t)
-            self.consts[7] = np.float32(1) - beta_1**t
-        users, items, ratings = (x[i] for x in self._epoch)
-        (w_u, a_u, b_u), (w_i, a_i, b_i) = (self.state[s] for s in self.SIDES)
-        _step(
-            w_u,
-            a_u,
-            b_u,
-            w_i,
-            a_i,
-            b_i,
-            users,
-            items,
-            ratings,
-            count,
+            t = np.arange(self._steps + 1, self._steps + steps + 1, dtype=np.float32)
+            adam_steps[:, 0] = np.sqrt(np.float32(1) - beta_2**t)
+            adam_steps[:, 1] = np.float32(1) - beta_1**t
+        hyper = np.stack([self.lr, self.wd, self.l2]).astype(np.float32)
+        means = np.zeros(self.R, np.float32)
+        stopped = np.full(self.R, -1, np.int64)
+        _epoch(
+            (*self.state["user"], *self.state["item"]),
+            np.ascontiguousarray(users, np.int32).reshape(shape),
+            np.ascontiguousarray(items, np.int32).reshape(shape),
+            np.ascontiguousarray(ratings, np.float32).reshape(shape),
+            np.asarray(counts, np.int64),
             self.active,
-            self.lr,
-            self.wd,
-            self.l2,
+            hyper,
             self.consts,
+            adam_steps,
             self.opt,
             self.dim,
             self.use_wd,
             self.use_l2,
-            self._scratch,
-            self._slot["user"],
-            self._slot["item"],
-            self._losses,
+            means,
+            stopped,
         )
-        return self._losses.copy()
+        self._steps += steps
+        return means, stopped
 
     def values(self) -> dict[str, np.ndarray]:
         """Return every table of every replica: (R, n, k) float32 copies."""
@@ -436,7 +526,7 @@ class KernelModel:
         return out
 
     def stop(self, r: int) -> None:
-        """Take replica ``r`` out: zero its tables and slots; the step skips it."""
+        """Take replica ``r`` out: zero its tables and slots; epochs skip it."""
         for side in self.SIDES:
             for array in self.state[side]:
                 array[r] = 0.0

@@ -543,26 +543,32 @@ def train_replicas(
         epoch_users = _padded(users[perm], batch)
         epoch_items = _padded(items[perm], batch)
         epoch_ratings = _padded(ratings[perm], batch)
-        model.start_epoch(epoch_users, epoch_items, epoch_ratings)
-        # Keras's loss tracker: float32 running sums of loss * batch and of batch.
-        total = np.zeros(R, np.float32)
-        count = np.float32(0)
-        for step, lo in enumerate(range(0, n, batch)):
-            hi = min(lo + batch, n)
-            losses = np.asarray(model.step(step, hi - lo))
-            total = (total + losses * np.float32(hi - lo)).astype(np.float32)
-            count = np.float32(count + np.float32(hi - lo))
-            with np.errstate(invalid="ignore", over="ignore"):
-                mean = total / count
-            for r in [r for r in running if not math.isfinite(float(mean[r]))]:
-                # The independent run's guard stops it after this step.
-                seconds = (time.perf_counter() - t0) / R
-                record(
-                    epoch, r, _replica(model.values(), r), float(mean[r]), seconds, None
-                )
-                stop(r, epoch, step)
-            if not running:
-                return results
+        if engine == "kernel":
+            counts = [min(batch, n - lo) for lo in range(0, n, batch)]
+            mean, stopped = model.run_epoch(
+                epoch_users, epoch_items, epoch_ratings, counts
+            )
+            seconds = (time.perf_counter() - t0) / R
+            for r in [r for r in running if stopped[r] >= 0]:
+                # Stopped by the kernel after that step, as the run's guard would.
+                stacked = model.values()
+                record(epoch, r, _replica(stacked, r), float(mean[r]), seconds, None)
+                stop(r, epoch, int(stopped[r]))
+        else:
+            mean = _graph_epoch(
+                model,
+                epoch_users,
+                epoch_items,
+                epoch_ratings,
+                n,
+                running,
+                t0,
+                record,
+                stop,
+                epoch,
+            )
+        if not running:
+            return results
         seconds = (time.perf_counter() - t0) / R
         stacked = model.values()
         train_e, test_e = evaluation.rmse()
@@ -571,7 +577,7 @@ def train_replicas(
                 epoch,
                 r,
                 _replica(stacked, r),
-                float(total[r] / count),
+                float(mean[r]),
                 seconds,
                 (train_e[r], test_e[r]),
             ):
@@ -583,6 +589,45 @@ def train_replicas(
     for r in list(running):
         finish(r)
     return results
+
+
+def _graph_epoch(
+    model: ReplicaModel,
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    n: int,
+    running: list[int],
+    t0: float,
+    record: Callable[..., bool],
+    stop: Callable[[int, int, int], None],
+    epoch: int,
+) -> np.ndarray:
+    """One epoch of the graph engine, a step at a time; return each mean loss.
+
+    Keras's loss tracker: float32 running sums of loss * batch and of batch.
+    A replica whose mean stops being finite is recorded and stopped after
+    that step, as the independent run's guard stops it.
+    """
+    R, batch = model.R, model.batch
+    model.start_epoch(users, items, ratings)
+    total = np.zeros(R, np.float32)
+    count = np.float32(0)
+    mean = total
+    for step, lo in enumerate(range(0, n, batch)):
+        hi = min(lo + batch, n)
+        losses = model.step(step, hi - lo).numpy()
+        total = (total + losses * np.float32(hi - lo)).astype(np.float32)
+        count = np.float32(count + np.float32(hi - lo))
+        with np.errstate(invalid="ignore", over="ignore"):
+            mean = total / count
+        for r in [r for r in running if not math.isfinite(float(mean[r]))]:
+            seconds = (time.perf_counter() - t0) / R
+            record(epoch, r, _replica(model.values(), r), float(mean[r]), seconds, None)
+            stop(r, epoch, step)
+        if not running:
+            break
+    return mean
 
 
 def _gpu_visible() -> bool:
