@@ -451,7 +451,7 @@ class KernelModel:
         # 1 - beta_1, 1 - beta_2, epsilon, rho, 1 - rho.
         beta_1, beta_2 = s.get("beta_1", 0.0), s.get("beta_2", 0.0)
         rho = s.get("rho", 0.0)
-        self._beta = (np.float32(beta_1), np.float32(beta_2))
+        self._beta = (beta_1, beta_2)
         self.consts = np.array(
             [mu, 1 - beta_1, 1 - beta_2, s.get("epsilon", 0.0), rho, 1 - rho],
             np.float32,
@@ -487,11 +487,8 @@ class KernelModel:
         shape = (self.R, steps, self.batch)
         adam_steps = np.zeros((steps, 2), np.float32)
         if self.opt == ADAM:
-            # Keras's float32 powers of beta at each step t (counted from 1).
-            beta_1, beta_2 = self._beta
-            t = np.arange(self._steps + 1, self._steps + steps + 1, dtype=np.float32)
-            adam_steps[:, 0] = np.sqrt(np.float32(1) - beta_2**t)
-            adam_steps[:, 1] = np.float32(1) - beta_1**t
+            for s in range(steps):
+                adam_steps[s] = self._adam_powers(self._steps + s + 1)
         hyper = np.stack([self.lr, self.wd, self.l2]).astype(np.float32)
         means = np.zeros(self.R, np.float32)
         stopped = np.full(self.R, -1, np.int64)
@@ -514,6 +511,21 @@ class KernelModel:
         )
         self._steps += steps
         return means, stopped
+
+    def _adam_powers(self, t: int) -> tuple[np.float32, np.float32]:
+        """Adam's sqrt(1 - beta_2**t) and 1 - beta_1**t at step ``t`` (from 1).
+
+        Computed by TensorFlow's ``pow`` on scalars, as Keras computes them:
+        NumPy's float32 power rounds differently in about a quarter of the
+        steps, and so does TensorFlow's on a vector.
+        """
+        import tensorflow as tf
+
+        step = tf.constant(t, tf.float32)
+        power_1, power_2 = (
+            tf.pow(tf.constant(b, tf.float32), step) for b in self._beta
+        )
+        return np.sqrt(np.float32(1) - power_2.numpy()), np.float32(1) - power_1.numpy()
 
     def values(self) -> dict[str, np.ndarray]:
         """Return every table of every replica: (R, n, k) float32 copies."""
