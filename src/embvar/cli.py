@@ -70,8 +70,8 @@ def study(
     trainer: Annotated[
         str,
         typer.Option(
-            help="auto (runs that share shapes train as replicas in one graph), "
-            "replicas, or independent (one fit per run)."
+            help="auto (runs that share shapes train together, as replicas "
+            "in one compiled step), replicas, or independent (one fit per run)."
         ),
     ] = "auto",
     reanalyze: Annotated[

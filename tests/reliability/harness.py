@@ -12,7 +12,7 @@ Each round starts ``embvar study`` on the same directory and kills it with
 
 Rounds alternate between the two trainers (``--trainer independent``: one
 Keras fit per run; ``--trainer replicas``: the unfinished runs as replicas
-in one graph), so both paths are killed, and a study begun with one is
+in one compiled step), so both paths are killed, and a study begun with one is
 resumed with the other. After every kill the directory is checked as a
 reader sees it
 (:func:`check_store`): finished runs whole, checksums right, no run twice,

@@ -34,6 +34,7 @@ bit.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,6 +57,11 @@ OPTIMIZER_CODES = {
 }
 
 _KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
+
+# One parallel kernel at a time per process: Numba's fallback thread pool
+# (``workqueue``, where neither OpenMP nor TBB is found) aborts the process
+# when two threads launch parallel kernels at once.
+_LAUNCH = threading.Lock()
 
 
 @njit(parallel=True, **_KERNEL)
@@ -492,23 +498,24 @@ class KernelModel:
         hyper = np.stack([self.lr, self.wd, self.l2]).astype(np.float32)
         means = np.zeros(self.R, np.float32)
         stopped = np.full(self.R, -1, np.int64)
-        _epoch(
-            (*self.state["user"], *self.state["item"]),
-            np.ascontiguousarray(users, np.int32).reshape(shape),
-            np.ascontiguousarray(items, np.int32).reshape(shape),
-            np.ascontiguousarray(ratings, np.float32).reshape(shape),
-            np.asarray(counts, np.int64),
-            self.active,
-            hyper,
-            self.consts,
-            adam_steps,
-            self.opt,
-            self.dim,
-            self.use_wd,
-            self.use_l2,
-            means,
-            stopped,
-        )
+        with _LAUNCH:
+            _epoch(
+                (*self.state["user"], *self.state["item"]),
+                np.ascontiguousarray(users, np.int32).reshape(shape),
+                np.ascontiguousarray(items, np.int32).reshape(shape),
+                np.ascontiguousarray(ratings, np.float32).reshape(shape),
+                np.asarray(counts, np.int64),
+                self.active,
+                hyper,
+                self.consts,
+                adam_steps,
+                self.opt,
+                self.dim,
+                self.use_wd,
+                self.use_l2,
+                means,
+                stopped,
+            )
         self._steps += steps
         return means, stopped
 
@@ -579,7 +586,10 @@ class KernelEvaluation:
                 # An empty set has no RMSE (NaN), as for fit.rmse.
                 out.append(np.full(model.R, np.nan))
                 continue
-            sq = _squared_errors(w_u, w_i, users, items, ratings, model.mu, model.dim)
+            with _LAUNCH:
+                sq = _squared_errors(
+                    w_u, w_i, users, items, ratings, model.mu, model.dim
+                )
             with np.errstate(invalid="ignore"):
                 out.append(np.sqrt(sq / len(users)))
         return out[0], out[1]
