@@ -445,7 +445,9 @@ def test_train_replicas_mixed_shapes_rejected(ratings_file):
     study = _study(ratings_file, factors={"dim": [4, 6]})
     specs = plan_runs(study)
     data = prepare_data(specs[0].data, specs[0].seeds["split"])
-    with pytest.raises(ShapeMismatchError, match="train_replicas needs runs of the"):
+    with pytest.raises(
+        ShapeMismatchError, match="train_replicas needs runs of one built-in model"
+    ):
         train_replicas(specs, data)
     with pytest.raises(ShapeMismatchError, match="pretrained must give one entry"):
         train_replicas(specs[:1], data, pretrained=[None, None])

@@ -44,7 +44,7 @@ from embvar.config import RunSpec
 from embvar.data.prepared import PreparedData
 from embvar.training.replica_step import SLOTS, optimizer_settings
 
-__all__ = ["KernelModel", "KernelEvaluation", "OPTIMIZER_CODES"]
+__all__ = ["StackedTables", "KernelModel", "KernelEvaluation", "OPTIMIZER_CODES"]
 
 # The kernel's optimizer codes (AdamW is Adam with its weight decay).
 SGD, ADAM, RMSPROP, ADAGRAD = 0, 1, 2, 3
@@ -247,29 +247,22 @@ def _replica_step(
     if use_l2:
         loss = loss + l2 * (np.float32(norms) / size)
     if opt == ADAM or opt == RMSPROP:
-        _sums(
-            grads,
-            at,
-            count,
-            n_u,
-            n_i,
-            sums,
-            squares,
-            consts[5] if opt == RMSPROP else np.float32(1.0),
-        )
+        scale = consts[5] if opt == RMSPROP else np.float32(1.0)
+        side_sums(grads[0], at[0], count, n_u, sums[0], squares[0], scale)
+        side_sums(grads[1], at[1], count, n_i, sums[1], squares[1], scale)
     # Every row: weight decay, and the dense slots with a zero gradient
     # outside the batch.
     alpha = (lr * adam_step[0]) / adam_step[1]
-    _rows(
+    update_rows(
         w_u, a_u, b_u, slot_u, sums[0], squares[0], lr, wd, alpha, consts, opt, use_wd
     )
-    _rows(
+    update_rows(
         w_i, a_i, b_i, slot_i, sums[1], squares[1], lr, wd, alpha, consts, opt, use_wd
     )
     # The per-position updates, one position at a time.
     if opt != ADAM:
-        _positions(w_u, a_u, users, grads[0], count, lr, consts, opt)
-        _positions(w_i, a_i, items, grads[1], count, lr, consts, opt)
+        update_positions(w_u, a_u, users, grads[0], count, lr, consts, opt)
+        update_positions(w_i, a_i, items, grads[1], count, lr, consts, opt)
     for s in range(n_u):
         slot_u[rows[0, s]] = -1
     for s in range(n_i):
@@ -278,21 +271,24 @@ def _replica_step(
 
 
 @njit(**_KERNEL)
-def _sums(grads, at, count, n_u, n_i, sums, squares, scale):
-    """Each touched row's gradient and squared gradient (times ``scale``)."""
-    for side, n in ((0, n_u), (1, n_i)):
-        sums[side, :n] = 0.0
-        squares[side, :n] = 0.0
-        for j in range(count):
-            s = at[side, j]
-            g = grads[side, j]
-            for c in range(g.shape[0]):
-                sums[side, s, c] += g[c]
-                squares[side, s, c] += scale * (g[c] * g[c])
+def side_sums(grads, at, count, n, sums, squares, scale):
+    """Each of ``n`` touched rows' gradient and squared gradient (times ``scale``).
+
+    ``grads`` holds the gradient of each of ``count`` positions, ``at`` each
+    position's slot; the sums run in position order.
+    """
+    sums[:n] = 0.0
+    squares[:n] = 0.0
+    for j in range(count):
+        s = at[j]
+        g = grads[j]
+        for c in range(g.shape[0]):
+            sums[s, c] += g[c]
+            squares[s, c] += scale * (g[c] * g[c])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _rows(w, a, b, slot, sums, squares, lr, wd, alpha, consts, opt, use_wd):
+@njit(**_KERNEL)
+def update_rows(w, a, b, slot, sums, squares, lr, wd, alpha, consts, opt, use_wd):
     """Update every row of one replica's side that changes at every step."""
     if opt != ADAM and opt != RMSPROP and not use_wd:
         return
@@ -353,8 +349,8 @@ def _adam(w, m, v, g, g2, touched, alpha, c1, c2, eps):
             w[c] = w[c] - (m_new * alpha) / (np.sqrt(v_new) + eps)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _positions(w, a, index, grads, count, lr, consts, opt):
+@njit(**_KERNEL)
+def update_positions(w, a, index, grads, count, lr, consts, opt):
     """SGD's, RMSprop's and Adagrad's per-position updates of one replica's side."""
     k = w.shape[1]
     eps = consts[3]
@@ -397,13 +393,99 @@ def _squared_errors(w_u, w_i, users, items, ratings, mu, dim):
     return out
 
 
-class KernelModel:
-    """Stacked tables, optimizer slots and the fused step of one replica group.
+class StackedTables:
+    """Each side's table and optimizer slots, stacked over ``R`` replicas.
+
+    What both kernel models share: per side (``SIDES``) a list of three
+    float32 arrays ``(R, n, k)``, the table and two optimizer slots (an
+    unused slot is one row, never read); each replica's learning rate and
+    weight decay; Keras's float32 constants; Adam's powers of beta.
+
+    Parameters
+    ----------
+    tables : mapping of str to ndarray
+        Per side, the stacked initial table (R, n, k).
+    specs : sequence of RunSpec
+        The replicas' runs (optimizer, learning rate, weight decay).
+    mu : float
+        The model's constant offset (0 where it has none).
+    """
+
+    SIDES: tuple[str, ...] = ()
+
+    def __init__(
+        self, tables: dict[str, np.ndarray], specs: Sequence[RunSpec], mu: float = 0.0
+    ):
+        self.R = len(specs)
+        s = self.settings = optimizer_settings(specs)
+        self.opt = OPTIMIZER_CODES[s["name"]]
+        slot_kinds = SLOTS[s["name"]]
+        self.state: dict[str, list[np.ndarray]] = {}
+        for side in self.SIDES:
+            w = np.ascontiguousarray(tables[side], np.float32)
+            slots = [
+                np.full_like(w, 0.0 if init == "zeros" else s[init])
+                for _, init in slot_kinds
+            ]
+            while len(slots) < 2:
+                slots.append(np.zeros((self.R, 1, w.shape[2]), np.float32))
+            self.state[side] = [w, *slots]
+        self.lr = s["learning_rate"]
+        self.wd = s["weight_decay"]
+        self.use_wd = bool(np.any(self.wd > 0))
+        self.active = np.ones(self.R, np.float32)
+        # Keras's constants, Python floats rounded to float32 once: mu,
+        # 1 - beta_1, 1 - beta_2, epsilon, rho, 1 - rho.
+        beta_1, beta_2 = s.get("beta_1", 0.0), s.get("beta_2", 0.0)
+        rho = s.get("rho", 0.0)
+        self._beta = (beta_1, beta_2)
+        self.consts = np.array(
+            [mu, 1 - beta_1, 1 - beta_2, s.get("epsilon", 0.0), rho, 1 - rho],
+            np.float32,
+        )
+        self.batch = specs[0].training.batch_size
+        self._powers = np.zeros((0, 2), np.float32)
+
+    def adam_powers(self, last: int) -> np.ndarray:
+        """Adam's sqrt(1 - beta_2**t) and 1 - beta_1**t for t = 0 .. ``last``.
+
+        Row ``t`` for step ``t`` (counted from 1; row 0 unused), computed by
+        TensorFlow's ``pow`` on scalars, as Keras computes them: NumPy's
+        float32 power rounds differently in about a quarter of the steps,
+        and so does TensorFlow's on a vector. Kept and extended as steps
+        are taken. Zeros for other optimizers.
+        """
+        done = len(self._powers)
+        if last < done:
+            return self._powers
+        grown = np.zeros((max(last + 1, 2 * done), 2), np.float32)
+        grown[:done] = self._powers
+        if self.opt == ADAM:
+            import tensorflow as tf
+
+            bases = [tf.constant(b, tf.float32) for b in self._beta]
+            for t in range(max(done, 1), len(grown)):
+                step = tf.constant(t, tf.float32)
+                power_1, power_2 = (tf.pow(b, step).numpy() for b in bases)
+                grown[t] = np.sqrt(np.float32(1) - power_2), np.float32(1) - power_1
+        self._powers = grown
+        return grown
+
+    def stop(self, r: int) -> None:
+        """Take replica ``r`` out: zero its tables and slots; epochs skip it."""
+        for side in self.SIDES:
+            for array in self.state[side]:
+                array[r] = 0.0
+        self.active[r] = 0.0
+
+
+class KernelModel(StackedTables):
+    """The factorization's stacked tables and the fused step of one replica group.
 
     ``train_replicas`` drives it one epoch at a time (:meth:`run_epoch`):
     each thread takes its replicas through all of the epoch's steps, one
     replica after the other, so a replica's tables stay in the cache from
-    one step to the next (measured: 1.9 ms a step for 16 MovieLens replicas
+    one step to the next (measured: 2.7 ms a step for 16 MovieLens replicas
     with Adam, against 3.3-3.5 ms one step of every replica at a time).
 
     Parameters
@@ -421,15 +503,10 @@ class KernelModel:
     def __init__(
         self, initial: list[dict[str, np.ndarray]], specs: Sequence[RunSpec], mu: float
     ):
-        self.R = len(initial)
         self.dim = initial[0]["user_embedding"].shape[1]
         self.use_bias = "user_bias" in initial[0]
-        s = self.settings = optimizer_settings(specs)
-        self.opt = OPTIMIZER_CODES[s["name"]]
-        slot_kinds = SLOTS[s["name"]]
-        self.state: dict[str, list[np.ndarray]] = {}
-        for side in self.SIDES:
-            w = np.stack(
+        tables = {
+            side: np.stack(
                 [
                     np.concatenate(
                         [t[f"{side}_embedding"]]
@@ -438,33 +515,14 @@ class KernelModel:
                     )
                     for t in initial
                 ]
-            ).astype(np.float32)
-            slots = [
-                np.full_like(w, 0.0 if init == "zeros" else s[init])
-                for _, init in slot_kinds
-            ]
-            # Unused slots: one row, never read.
-            while len(slots) < 2:
-                slots.append(np.zeros((self.R, 1, w.shape[2]), np.float32))
-            self.state[side] = [w, *slots]
-        self.lr = s["learning_rate"]
-        self.wd = s["weight_decay"]
-        self.use_wd = bool(np.any(self.wd > 0))
+            )
+            for side in self.SIDES
+        }
+        super().__init__(tables, specs, mu)
         self.l2 = np.array([spec.model.l2 for spec in specs], np.float32)
         self.use_l2 = bool(np.any(self.l2 > 0))
-        self.active = np.ones(self.R, np.float32)
-        # Keras's constants, Python floats rounded to float32 once: mu,
-        # 1 - beta_1, 1 - beta_2, epsilon, rho, 1 - rho.
-        beta_1, beta_2 = s.get("beta_1", 0.0), s.get("beta_2", 0.0)
-        rho = s.get("rho", 0.0)
-        self._beta = (beta_1, beta_2)
-        self.consts = np.array(
-            [mu, 1 - beta_1, 1 - beta_2, s.get("epsilon", 0.0), rho, 1 - rho],
-            np.float32,
-        )
         self.mu = float(mu)
-        self.batch = specs[0].training.batch_size
-        self._steps = 0  # steps taken: Adam's step count
+        self.steps_done = 0  # Adam's step count, the same for every replica
 
     def run_epoch(
         self, users, items, ratings, counts: Sequence[int]
@@ -491,10 +549,8 @@ class KernelModel:
         """
         steps = len(counts)
         shape = (self.R, steps, self.batch)
-        adam_steps = np.zeros((steps, 2), np.float32)
-        if self.opt == ADAM:
-            for s in range(steps):
-                adam_steps[s] = self._adam_powers(self._steps + s + 1)
+        done = self.steps_done
+        adam_steps = self.adam_powers(done + steps)[done + 1 : done + steps + 1]
         hyper = np.stack([self.lr, self.wd, self.l2]).astype(np.float32)
         means = np.zeros(self.R, np.float32)
         stopped = np.full(self.R, -1, np.int64)
@@ -516,23 +572,8 @@ class KernelModel:
                 means,
                 stopped,
             )
-        self._steps += steps
+        self.steps_done += steps
         return means, stopped
-
-    def _adam_powers(self, t: int) -> tuple[np.float32, np.float32]:
-        """Adam's sqrt(1 - beta_2**t) and 1 - beta_1**t at step ``t`` (from 1).
-
-        Computed by TensorFlow's ``pow`` on scalars, as Keras computes them:
-        NumPy's float32 power rounds differently in about a quarter of the
-        steps, and so does TensorFlow's on a vector.
-        """
-        import tensorflow as tf
-
-        step = tf.constant(t, tf.float32)
-        power_1, power_2 = (
-            tf.pow(tf.constant(b, tf.float32), step) for b in self._beta
-        )
-        return np.sqrt(np.float32(1) - power_2.numpy()), np.float32(1) - power_1.numpy()
 
     def values(self) -> dict[str, np.ndarray]:
         """Return every table of every replica: (R, n, k) float32 copies."""
@@ -543,13 +584,6 @@ class KernelModel:
             for side in self.SIDES:
                 out[f"{side}_bias"] = self.state[side][0][..., self.dim :].copy()
         return out
-
-    def stop(self, r: int) -> None:
-        """Take replica ``r`` out: zero its tables and slots; epochs skip it."""
-        for side in self.SIDES:
-            for array in self.state[side]:
-                array[r] = 0.0
-        self.active[r] = 0.0
 
 
 class KernelEvaluation:

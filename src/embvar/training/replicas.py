@@ -67,6 +67,7 @@ from embvar.training.replica_step import (
 )
 
 __all__ = [
+    "REPLICA_MODELS",
     "Engine",
     "ENGINES",
     "Trainer",
@@ -98,6 +99,9 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 JIT_POSITIONS = 1_000_000
 JIT_PARAMETER_STEPS = 100_000_000
 
+# The built-in models the replica trainer trains.
+REPLICA_MODELS = ("factorization", "skipgram")
+
 # How a group is trained: the fused CPU kernel, or TensorFlow's graph (XLA).
 Engine = Literal["auto", "kernel", "graph"]
 ENGINES: tuple[str, ...] = ("auto", "kernel", "graph")
@@ -119,24 +123,31 @@ def replica_key(spec: RunSpec) -> str | None:
     Runs with the same key train on the same prepared data with tables of
     the same shapes, the same optimizer and the same schedule; they may
     differ in their seeds, the perturbation control, the initializer, the
-    learning rate, the weight decay and the L2 penalty.
+    learning rate, the weight decay and (the factorization's) L2 penalty.
 
     Returns
     -------
     str or None
         A hash, or None if the run needs the independent trainer: a model
-        other than the built-in factorization, or a training hook.
+        other than the built-in factorization and skip-gram, or a training
+        hook.
     """
-    if spec.model.kind != "factorization" or spec.model.fit is not None:
+    if spec.model.kind not in REPLICA_MODELS or spec.model.fit is not None:
         return None
     shared = {
         "data": data_key(spec.data, spec.seeds["split"]),
+        "kind": spec.model.kind,
         "dim": spec.model.dim,
-        "use_bias": spec.model.use_bias,
         "optimizer": spec.training.optimizer,
         "batch_size": spec.training.batch_size,
         "epochs": spec.training.epochs,
     }
+    if spec.model.kind == "factorization":
+        shared["use_bias"] = spec.model.use_bias
+    else:
+        shared["window"] = spec.model.window
+        shared["negatives"] = spec.model.negatives
+        shared["subsample"] = spec.model.subsample
     blob = json.dumps(shared, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -212,7 +223,8 @@ def group_runs(
         if key is None and trainer == "replicas":
             raise ConfigError(
                 "the replicas trainer (--trainer replicas) needs runs of the "
-                "built-in factorization model without a training hook; run "
+                "built-in factorization or skip-gram model without a training "
+                "hook; run "
                 f"{spec.run_id} has model.kind={spec.model.kind!r}, "
                 f"model.fit={spec.model.fit!r}. Use the auto trainer "
                 "(--trainer auto) to train such runs on their own."
@@ -245,6 +257,12 @@ def _chunk_size(
     )
     if data is None:
         return 1 << 30
+    if spec.model.kind == "skipgram":
+        # Both tables, their slots and the epoch's rows (a few per token).
+        tensors = 1 + len(SLOTS[spec.training.optimizer])
+        table = 4 * data.n_words * spec.model.dim
+        rows = 4 * (2 + spec.model.negatives) * 2 * spec.model.window * data.n_tokens
+        return max(1, budget // (2 * tensors * table + rows))
     inter = data.interactions
     n_ratings = len(data.split.train) + len(data.split.test)
     return max(
@@ -432,14 +450,32 @@ def train_replicas(
     keys = {replica_key(s) for s in specs}
     if None in keys or len(keys) != 1:
         raise ShapeMismatchError(
-            "train_replicas needs runs of the built-in factorization that share "
-            "data, dim, use_bias, optimizer, batch_size and epochs; got "
+            "train_replicas needs runs of one built-in model (factorization or "
+            "skip-gram) that share data, dim, optimizer, batch_size, epochs and "
+            "the model's other shapes; got "
             f"{len(keys)} different kinds among {len(specs)} runs."
         )
     if pretrained is not None and len(pretrained) != len(specs):
         raise ShapeMismatchError(
             f"pretrained must give one entry per run ({len(specs)}); "
             f"got {len(pretrained)}."
+        )
+    if specs[0].model.kind == "skipgram":
+        if engine == "graph" or graph_options:
+            raise ConfigError(
+                "the skip-gram model's replicas train in the kernel only; got "
+                f"engine={engine!r}"
+                + "".join(f", {k}={v!r}" for k, v in graph_options.items())
+                + "."
+            )
+        from embvar.training.skipgram_replicas import train_skipgram_replicas
+
+        return train_skipgram_replicas(
+            specs,
+            data,  # type: ignore[arg-type]
+            on_epoch=on_epoch,
+            on_result=on_result,
+            snapshot_epochs=snapshot_epochs,
         )
     import keras
 
