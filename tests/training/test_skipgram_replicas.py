@@ -58,6 +58,8 @@ def _specs(source, optimizer="adam", designs=None, training=None):
                     "init": [1],
                     "order": [1],
                     "noise": [1],
+                    # The perturbation control moves one initial word weight.
+                    "perturb": [3],
                 },
             },
         ],

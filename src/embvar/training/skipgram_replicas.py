@@ -3,9 +3,8 @@
 Each replica ``r`` is the independent run of its spec
 (:func:`~embvar.training.keras_run.train_keras_run`), step for step:
 
-- its initial tables are those of its own Keras model, built under its
-  ``init`` seed (and moved by the ``perturb`` control) exactly as the
-  independent run builds it;
+- its initial tables are drawn under its ``init`` seed (and moved by the
+  ``perturb`` control) exactly as the independent run's model draws them;
 - each epoch its rows come from :func:`~embvar.data.text.skipgram_epoch`
   with its own ``noise`` generator (subsampling, window sizes, negatives)
   and its own ``order`` generator (the permutation), cut into consecutive
@@ -39,21 +38,29 @@ logger = logging.getLogger(__name__)
 def skipgram_initial_tables(spec: RunSpec, n_words: int) -> dict[str, np.ndarray]:
     """Return the tables the independent run of ``spec`` starts from.
 
-    Built as :func:`~embvar.training.keras_run.train_keras_run` builds them:
-    a fresh Keras session, the ``init`` seed, the model, then the
-    ``perturb`` control.
+    The same draws as :func:`~embvar.models.skipgram.build_skipgram` under
+    the run's ``init`` seed, without building a Keras model: the seed is
+    set, the word table's initializer made (it takes its seed from Python's
+    ``random`` when it is made) and called on the table's shape; the
+    context table starts at zero; the ``perturb`` control then moves one
+    word weight up by one unit in the last place, as
+    :func:`~embvar.training.keras_run.train_keras_run` does.
     """
     import keras
 
-    from embvar.models.skipgram import SKIPGRAM_TABLES, build_skipgram
-    from embvar.training.keras_run import _perturb, table_snapshot
+    from embvar.models.factorization import make_initializer
+    from embvar.training.replicas import _draw
 
-    keras.backend.clear_session()
     keras.utils.set_random_seed(spec.seeds["init"])
-    model = build_skipgram(n_words, spec.model)
+    word = _draw(make_initializer(spec.model), (n_words, spec.model.dim))
     if spec.perturb:
-        _perturb(model, SKIPGRAM_TABLES[0], spec.perturb)
-    return table_snapshot(model, list(SKIPGRAM_TABLES))
+        flat = word.reshape(-1)
+        k = (spec.perturb - 1) % flat.size
+        flat[k] = np.nextafter(flat[k], np.float32(np.inf))
+    return {
+        "word_embedding": word,
+        "context_embedding": np.zeros((n_words, spec.model.dim), np.float32),
+    }
 
 
 def train_skipgram_replicas(
@@ -91,6 +98,9 @@ def train_skipgram_replicas(
     epochs = specs[0].training.epochs
     wanted = set(range(epochs + 1)) if snapshot_epochs is None else snapshot_epochs
     results = [RunResult(run_id=s.run_id) for s in specs]
+    import keras
+
+    keras.backend.clear_session()
     model = SkipgramKernelModel(
         [skipgram_initial_tables(s, data.n_words) for s in specs], specs
     )
