@@ -42,7 +42,7 @@ from numba import njit, prange
 
 from embvar.config import RunSpec
 from embvar.data.prepared import PreparedData
-from embvar.training.replica_step import SLOTS, optimizer_settings
+from embvar.training.replica_step import SLOTS, optimizer_settings, stacked_table
 
 __all__ = ["StackedTables", "KernelModel", "KernelEvaluation", "OPTIMIZER_CODES"]
 
@@ -505,19 +505,7 @@ class KernelModel(StackedTables):
     ):
         self.dim = initial[0]["user_embedding"].shape[1]
         self.use_bias = "user_bias" in initial[0]
-        tables = {
-            side: np.stack(
-                [
-                    np.concatenate(
-                        [t[f"{side}_embedding"]]
-                        + ([t[f"{side}_bias"]] if self.use_bias else []),
-                        axis=1,
-                    )
-                    for t in initial
-                ]
-            )
-            for side in self.SIDES
-        }
+        tables = {side: stacked_table(initial, side) for side in self.SIDES}
         super().__init__(tables, specs, mu)
         self.l2 = np.array([spec.model.l2 for spec in specs], np.float32)
         self.use_l2 = bool(np.any(self.l2 > 0))

@@ -67,6 +67,7 @@ __all__ = [
     "MAX_DECAY_PERIOD",
     "distinct_rows",
     "touched_index",
+    "stacked_table",
 ]
 
 # Optimizer state tables per model table, and their initial values.
@@ -145,6 +146,24 @@ def optimizer_settings(specs: Sequence[RunSpec]) -> dict[str, Any]:
         ),
         **shared,
     }
+
+
+def stacked_table(initial: Sequence[Mapping[str, np.ndarray]], side: str) -> np.ndarray:
+    """One side's table of every replica, (R, n, k) float32: embedding, then bias.
+
+    ``initial`` holds each replica's ``{side}_embedding`` and, where the
+    model has them, ``{side}_bias``.
+    """
+    return np.stack(
+        [
+            np.concatenate(
+                [t[f"{side}_embedding"]]
+                + ([t[f"{side}_bias"]] if f"{side}_bias" in t else []),
+                axis=1,
+            )
+            for t in initial
+        ]
+    ).astype(np.float32)
 
 
 class BatchRows:
@@ -318,15 +337,7 @@ class ReplicaModel:
         slot_kinds = SLOTS[self.settings["name"]]
         self.state = {}
         for side in self.SIDES:
-            tables = [
-                np.concatenate(
-                    [t[f"{side}_embedding"]]
-                    + ([t[f"{side}_bias"]] if self.use_bias else []),
-                    axis=1,
-                )
-                for t in initial
-            ]
-            w = np.stack(tables).astype(np.float32)
+            w = stacked_table(initial, side)
             fills = [
                 0.0 if init == "zeros" else self.settings[init]
                 for _, init in slot_kinds
