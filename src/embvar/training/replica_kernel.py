@@ -44,7 +44,7 @@ from embvar.config import RunSpec
 from embvar.data.prepared import PreparedData
 from embvar.training.replica_step import SLOTS, optimizer_settings, stacked_table
 
-__all__ = ["StackedTables", "KernelModel", "KernelEvaluation", "OPTIMIZER_CODES"]
+__all__ = ["dot", "StackedTables", "KernelModel", "KernelEvaluation", "OPTIMIZER_CODES"]
 
 # The kernel's optimizer codes (AdamW is Adam with its weight decay).
 SGD, ADAM, RMSPROP, ADAGRAD = 0, 1, 2, 3
@@ -215,10 +215,7 @@ def _replica_step(
         at[1, j] = slot_i[i]
         wu = w_u[u]
         wi = w_i[i]
-        dot = np.float32(0.0)
-        for c in range(dim):
-            dot += wu[c] * wi[c]
-        score = dot + mu
+        score = dot(wu, wi, dim) + mu
         for c in range(dim, k):
             score = score + wu[c] + wi[c]
         error = ratings[j] - score
@@ -234,12 +231,7 @@ def _replica_step(
             g_u[c] = d_score
             g_i[c] = d_score
         if use_l2:
-            norm_u = np.float32(0.0)
-            norm_i = np.float32(0.0)
-            for c in range(dim):
-                norm_u += wu[c] * wu[c]
-                norm_i += wi[c] * wi[c]
-            norms += np.float64(norm_u + norm_i)
+            norms += np.float64(dot(wu, wu, dim) + dot(wi, wi, dim))
             for c in range(dim):
                 g_u[c] = g_u[c] + (d_norm * wu[c] + d_norm * wu[c])
                 g_i[c] = g_i[c] + (d_norm * wi[c] + d_norm * wi[c])
@@ -268,6 +260,23 @@ def _replica_step(
     for s in range(n_i):
         slot_i[rows[1, s]] = -1
     return loss
+
+
+@njit(fastmath={"reassoc"}, **_KERNEL)
+def dot(a, b, n):
+    """The float32 dot product of ``a[:n]`` and ``b[:n]``.
+
+    Summed in whatever order the compiler vectorises it, the one float
+    operation here allowed to reassociate (the order is fixed when the
+    kernel is compiled, so a machine gives the same bits every time). Summed
+    one term after the other, each addition waits on the last: an epoch of
+    4 text8 skip-gram replicas took 3.3 s against 2.8 s (the factorization's
+    32-term dot products: no difference measured).
+    """
+    total = np.float32(0.0)
+    for c in range(n):
+        total += a[c] * b[c]
+    return total
 
 
 @njit(**_KERNEL)

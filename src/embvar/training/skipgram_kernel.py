@@ -34,6 +34,7 @@ from embvar.training.replica_kernel import (
     ADAM,
     RMSPROP,
     StackedTables,
+    dot,
     side_sums,
     update_positions,
     update_rows,
@@ -186,9 +187,7 @@ def _replica_step(
                 n_c += 1
             at_c[p] = slot_c[ctx]
             cq = c[ctx]
-            logit = np.float32(0.0)
-            for d in range(dim):
-                logit += wt[d] * cq[d]
+            logit = dot(wt, cq, dim)
             label = one if q == 0 else zero
             # TensorFlow's sigmoid_cross_entropy_with_logits and its gradient.
             positive = logit >= zero
