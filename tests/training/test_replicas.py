@@ -298,6 +298,7 @@ def test_engine_checked_and_graph_options_refused_with_the_kernel(ratings_file):
         {"jit_compile": True},
         {"touched_rows": False},
         {"decay_period": 2},
+        {"decay_period": 4},  # the graph's default, named
     ):
         ((name, value),) = option.items()
         with pytest.raises(

@@ -354,7 +354,7 @@ def train_replicas(
     engine: Engine = "auto",
     jit_compile: bool | None = None,
     touched_rows: bool | None = None,
-    decay_period: int = DECAY_PERIOD,
+    decay_period: int | None = None,
 ) -> list[RunResult]:
     """Train the runs ``specs`` together, as replicas in one compiled step.
 
@@ -395,10 +395,10 @@ def train_replicas(
         many more rows than a batch has positions
         (:class:`~embvar.training.replica_step.ReplicaModel`). True compiles
         the batch work with XLA whatever the group's size.
-    decay_period : int
+    decay_period : int, optional
         For Adam with touched rows: the zero-gradient steps of the rows
         outside the batch applied together, 1 to ``MAX_DECAY_PERIOD``
-        (used up to the group's number of steps).
+        (used up to the group's number of steps; default ``DECAY_PERIOD``).
 
     Returns
     -------
@@ -422,14 +422,15 @@ def train_replicas(
             raise ConfigError(
                 f"{name} must be True, False or None; got {name}={value!r}."
             )
-    check_int("decay_period", decay_period, 1, MAX_DECAY_PERIOD)
+    if decay_period is not None:
+        check_int("decay_period", decay_period, 1, MAX_DECAY_PERIOD)
     check_choice("engine", engine, ENGINES)
     graph_options = {
         name: value
         for name, value in (
             ("jit_compile", jit_compile),
             ("touched_rows", touched_rows),
-            ("decay_period", None if decay_period == DECAY_PERIOD else decay_period),
+            ("decay_period", decay_period),
         )
         if value is not None
     }
@@ -678,7 +679,7 @@ def _graph_model(
     data: PreparedData,
     jit_compile: bool | None,
     touched_rows: bool | None,
-    decay_period: int,
+    decay_period: int | None,
 ) -> ReplicaModel:
     """The group's tables as TensorFlow variables, its step compiled by XLA."""
     R = len(specs)
@@ -701,7 +702,7 @@ def _graph_model(
         jit_dense=jit_dense,
         jit_batch=jit_batch,
         touched_rows=touched_rows,
-        decay_period=min(decay_period, max(1, steps)),
+        decay_period=min(decay_period or DECAY_PERIOD, max(1, steps)),
     )
     if model.touched_sides:
         model.reserve_slots(
