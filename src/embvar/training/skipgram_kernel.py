@@ -75,12 +75,16 @@ def _epoch(
         if active[r] == 0:
             means[r] = 0.0
             continue
-        grads_w = np.empty((b, dim), np.float32)
-        grads_c = np.empty((b * width, dim), np.float32)
-        sums_w = np.empty((b, dim), np.float32)
-        squares_w = np.empty((b, dim), np.float32)
-        sums_c = np.empty((b * width, dim), np.float32)
-        squares_c = np.empty((b * width, dim), np.float32)
+        # Per position gradients only where the optimizer updates per
+        # position; Adam sums them into their rows' slots as they come. A
+        # batch touches at most n rows of a table.
+        per_position = opt != ADAM
+        grads_w = np.empty((b if per_position else 1, dim), np.float32)
+        grads_c = np.empty((b * width if per_position else 1, dim), np.float32)
+        sums_w = np.empty((min(b, n), dim), np.float32)
+        squares_w = np.empty((min(b, n), dim), np.float32)
+        sums_c = np.empty((min(b * width, n), dim), np.float32)
+        squares_c = np.empty((min(b * width, n), dim), np.float32)
         slot_w = np.full(n, -1, np.int32)
         slot_c = np.full(n, -1, np.int32)
         at_w = np.empty(b, np.int32)
@@ -167,15 +171,21 @@ def _replica_step(
     total = np.float32(0.0)
     n_w = 0
     n_c = 0
+    # Adam: each position's gradient goes straight into its row's sums, in
+    # position order (the order side_sums takes), without a pass of its own.
+    direct = opt == ADAM
     for j in range(count):
         t = targets[j]
         if slot_w[t] < 0:
             slot_w[t] = n_w
             rows_w[n_w] = t
+            if direct:
+                sums_w[n_w] = 0.0
+                squares_w[n_w] = 0.0
             n_w += 1
         at_w[j] = slot_w[t]
         wt = w[t]
-        g_w = grads_w[j]
+        g_w = grads_w[0 if direct else j]
         g_w[:] = 0.0
         row_loss = np.float32(0.0)
         for q in range(width):
@@ -184,6 +194,9 @@ def _replica_step(
             if slot_c[ctx] < 0:
                 slot_c[ctx] = n_c
                 rows_c[n_c] = ctx
+                if direct:
+                    sums_c[n_c] = 0.0
+                    squares_c[n_c] = 0.0
                 n_c += 1
             at_c[p] = slot_c[ctx]
             cq = c[ctx]
@@ -198,17 +211,29 @@ def _replica_step(
             d_logit = ((up if positive else zero) - up * label) + (
                 -g_log if positive else g_log
             )
-            g_c = grads_c[p]
             for d in range(dim):
                 g_w[d] += d_logit * cq[d]
-                g_c[d] = d_logit * wt[d]
+            if direct:
+                sc, qc = sums_c[at_c[p]], squares_c[at_c[p]]
+                for d in range(dim):
+                    g = d_logit * wt[d]
+                    sc[d] += g
+                    qc[d] += g * g
+            else:
+                g_c = grads_c[p]
+                for d in range(dim):
+                    g_c[d] = d_logit * wt[d]
+        if direct:
+            sw, qw = sums_w[at_w[j]], squares_w[at_w[j]]
+            for d in range(dim):
+                sw[d] += g_w[d]
+                qw[d] += g_w[d] * g_w[d]
         total += row_loss / np.float32(width)
     loss = total / np.float32(count)
     positions = count * width
-    if opt == ADAM or opt == RMSPROP:
-        scale = consts[5] if opt == RMSPROP else np.float32(1.0)
-        side_sums(grads_w, at_w, count, n_w, sums_w, squares_w, scale)
-        side_sums(grads_c, at_c, positions, n_c, sums_c, squares_c, scale)
+    if opt == RMSPROP:
+        side_sums(grads_w, at_w, count, n_w, sums_w, squares_w, consts[5])
+        side_sums(grads_c, at_c, positions, n_c, sums_c, squares_c, consts[5])
     alpha = (lr * adam_step[0]) / adam_step[1]
     update_rows(
         w, a_w, b_w, slot_w, sums_w, squares_w, lr, wd, alpha, consts, opt, use_wd
