@@ -13,6 +13,7 @@ mean squared error plus an optional L2 penalty on the rows of the batch,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "FactorizationScore",
     "build_factorization",
     "make_initializer",
+    "draw_table",
     "make_optimizer",
     "EMBEDDING_LAYERS",
     "TABLES",
@@ -69,6 +71,16 @@ class FactorizationScore(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mu": self.mu, "l2": self.l2}
+
+
+def draw_table(initializer: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Return an initializer's values for a table of ``shape``, float32.
+
+    What a Keras ``Embedding`` draws when it is built with ``initializer``:
+    the replica trainers draw their initial tables so, without a model.
+    """
+    values = keras.ops.convert_to_numpy(initializer(shape, dtype="float32"))
+    return np.array(values, dtype=np.float32)
 
 
 def make_initializer(spec: ModelSpec, table: np.ndarray | None = None):

@@ -45,7 +45,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -53,7 +53,7 @@ from embvar.checks import check_choice, check_int
 from embvar.config import TRAINERS, RunSpec, Trainer
 from embvar.data.prepared import PreparedData, data_key
 from embvar.errors import ConfigError, ShapeMismatchError
-from embvar.models.factorization import Pretrained, make_initializer
+from embvar.models.factorization import Pretrained, draw_table, make_initializer
 from embvar.seeds import order_generator
 from embvar.training.allocator import tune_allocator
 from embvar.training.fit import RunResult, rmse
@@ -323,9 +323,9 @@ def initial_tables(
     pre_i = pretrained.item if pretrained is not None else None
     tables = {}
     init_u = make_initializer(model, pre_u)
-    tables["user_embedding"] = _draw(init_u, (n_users, model.dim))
+    tables["user_embedding"] = draw_table(init_u, (n_users, model.dim))
     init_i = make_initializer(model, pre_i)
-    tables["item_embedding"] = _draw(init_i, (n_items, model.dim))
+    tables["item_embedding"] = draw_table(init_i, (n_items, model.dim))
     if model.use_bias:
         tables["user_bias"] = np.zeros((n_users, 1), np.float32)
         tables["item_bias"] = np.zeros((n_items, 1), np.float32)
@@ -334,13 +334,6 @@ def initial_tables(
         k = (spec.perturb - 1) % flat.size
         flat[k] = np.nextafter(flat[k], np.float32(np.inf))
     return tables
-
-
-def _draw(initializer: Any, shape: tuple[int, int]) -> np.ndarray:
-    import keras
-
-    values = keras.ops.convert_to_numpy(initializer(shape, dtype="float32"))
-    return np.array(values, dtype=np.float32)
 
 
 def train_replicas(

@@ -48,11 +48,10 @@ def skipgram_initial_tables(spec: RunSpec, n_words: int) -> dict[str, np.ndarray
     """
     import keras
 
-    from embvar.models.factorization import make_initializer
-    from embvar.training.replicas import _draw
+    from embvar.models.factorization import draw_table, make_initializer
 
     keras.utils.set_random_seed(spec.seeds["init"])
-    word = _draw(make_initializer(spec.model), (n_words, spec.model.dim))
+    word = draw_table(make_initializer(spec.model), (n_words, spec.model.dim))
     if spec.perturb:
         flat = word.reshape(-1)
         k = (spec.perturb - 1) % flat.size
