@@ -48,7 +48,11 @@ def study(
     ] = False,
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="Study directory (default runs/<name>)."),
+        typer.Option(
+            "--dir",
+            help="Study directory (default runs/<name>, runs/<name>-quick "
+            "with --quick).",
+        ),
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Local processes to train in.")
