@@ -57,15 +57,15 @@ OPTIMIZER_CODES = {
     "adagrad": ADAGRAD,
 }
 
-_KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
+KERNEL_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 # One parallel kernel at a time per process: Numba's fallback thread pool
 # (``workqueue``, where neither OpenMP nor TBB is found) aborts the process
 # when two threads launch parallel kernels at once.
-_LAUNCH = threading.Lock()
+LAUNCH_LOCK = threading.Lock()
 
 
-@njit(parallel=True, **_KERNEL)
+@njit(parallel=True, **KERNEL_OPTIONS)
 def _epoch(
     tables,
     users,
@@ -156,7 +156,7 @@ def _epoch(
                 break
 
 
-@njit(**_KERNEL)
+@njit(**KERNEL_OPTIONS)
 def _replica_step(
     w_u,
     a_u,
@@ -263,7 +263,7 @@ def _replica_step(
     return loss
 
 
-@njit(fastmath={"reassoc"}, **_KERNEL)
+@njit(fastmath={"reassoc"}, **KERNEL_OPTIONS)
 def dot(a, b, n):
     """The float32 dot product of ``a[:n]`` and ``b[:n]``.
 
@@ -280,7 +280,7 @@ def dot(a, b, n):
     return total
 
 
-@njit(**_KERNEL)
+@njit(**KERNEL_OPTIONS)
 def side_sums(grads, at, count, n, sums, squares, scale):
     """Each of ``n`` touched rows' gradient and squared gradient (times ``scale``).
 
@@ -297,7 +297,7 @@ def side_sums(grads, at, count, n, sums, squares, scale):
             squares[s, c] += scale * (g[c] * g[c])
 
 
-@njit(**_KERNEL)
+@njit(**KERNEL_OPTIONS)
 def update_rows(w, a, b, slot, sums, squares, lr, wd, alpha, consts, opt, use_wd):
     """Update every row of one replica's side that changes at every step."""
     if opt != ADAM and opt != RMSPROP and not use_wd:
@@ -335,7 +335,7 @@ def update_rows(w, a, b, slot, sums, squares, lr, wd, alpha, consts, opt, use_wd
                     ar[c] = rho * ar[c] + zero
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(inline="always", **KERNEL_OPTIONS)
 def _adam(w, m, v, g, g2, touched, alpha, c1, c2, eps):
     """Adam's update of one row; a row outside the batch has a zero gradient.
 
@@ -359,7 +359,7 @@ def _adam(w, m, v, g, g2, touched, alpha, c1, c2, eps):
             w[c] = w[c] - (m_new * alpha) / (np.sqrt(v_new) + eps)
 
 
-@njit(**_KERNEL)
+@njit(**KERNEL_OPTIONS)
 def update_positions(w, a, index, grads, count, lr, consts, opt):
     """SGD's, RMSprop's and Adagrad's per-position updates of one replica's side."""
     k = w.shape[1]
@@ -379,7 +379,7 @@ def update_positions(w, a, index, grads, count, lr, consts, opt):
                 w[row, c] = w[row, c] - (lr * g) / np.sqrt(a[row, c] + eps)
 
 
-@njit(parallel=True, cache=True, error_model="numpy", nogil=True)
+@njit(parallel=True, **KERNEL_OPTIONS)
 def _squared_errors(w_u, w_i, users, items, ratings, mu, dim):
     """Each replica's sum of squared errors over some ratings, in float64."""
     R = w_u.shape[0]
@@ -552,7 +552,7 @@ class KernelModel(StackedTables):
         hyper = np.stack([self.lr, self.wd, self.l2]).astype(np.float32)
         means = np.zeros(self.R, np.float32)
         stopped = np.full(self.R, -1, np.int64)
-        with _LAUNCH:
+        with LAUNCH_LOCK:
             _epoch(
                 (*self.state["user"], *self.state["item"]),
                 np.ascontiguousarray(users, np.int32).reshape(shape),
@@ -618,7 +618,7 @@ class KernelEvaluation:
                 # An empty set has no RMSE (NaN), as for fit.rmse.
                 out.append(np.full(model.R, np.nan))
                 continue
-            with _LAUNCH:
+            with LAUNCH_LOCK:
                 sq = _squared_errors(
                     w_u, w_i, users, items, ratings, model.mu, model.dim
                 )

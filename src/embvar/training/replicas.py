@@ -502,14 +502,13 @@ def train_replicas(
         from embvar.training.replica_kernel import KernelEvaluation, KernelModel
 
         model = KernelModel(initial, specs, mu)
-        del initial
         evaluation = KernelEvaluation(model, data)
     else:
         model = _graph_model(
             initial, specs, data, jit_compile, touched_rows, decay_period
         )
-        del initial
         evaluation = Evaluation(model, data)
+    del initial
     orders = [order_generator(s.seeds["order"]) for s in specs]
     running = list(range(R))
 
@@ -579,9 +578,11 @@ def train_replicas(
                 epoch_users, epoch_items, epoch_ratings, counts
             )
             seconds = (time.perf_counter() - t0) / R
-            for r in [r for r in running if stopped[r] >= 0]:
-                # Stopped by the kernel after that step, as the run's guard would.
-                stacked = model.values()
+            diverged = [r for r in running if stopped[r] >= 0]
+            # Stopped by the kernel after that step, as the run's guard would;
+            # their tables as they were then (stopping one zeroes only its own).
+            stacked = model.values() if diverged else {}
+            for r in diverged:
                 record(epoch, r, _replica(stacked, r), float(mean[r]), seconds, None)
                 stop(r, epoch, int(stopped[r]))
         else:

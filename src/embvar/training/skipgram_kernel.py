@@ -29,9 +29,9 @@ from numba import njit, prange
 
 from embvar.config import RunSpec
 from embvar.training.replica_kernel import (
-    _KERNEL,
-    _LAUNCH,
     ADAM,
+    KERNEL_OPTIONS,
+    LAUNCH_LOCK,
     RMSPROP,
     StackedTables,
     dot,
@@ -43,7 +43,7 @@ from embvar.training.replica_kernel import (
 __all__ = ["SkipgramKernelModel"]
 
 
-@njit(parallel=True, **_KERNEL)
+@njit(parallel=True, **KERNEL_OPTIONS)
 def _epoch(
     tables,
     targets,
@@ -130,7 +130,7 @@ def _epoch(
         means[r] = total / seen
 
 
-@njit(**_KERNEL)
+@njit(**KERNEL_OPTIONS)
 def _replica_step(
     w,
     a_w,
@@ -311,7 +311,7 @@ class SkipgramKernelModel(StackedTables):
         adam = np.ascontiguousarray(powers[index])
         self.steps_done += (counts > 0).sum(axis=1)
         hyper = np.stack([self.lr, self.wd]).astype(np.float32)
-        with _LAUNCH:
+        with LAUNCH_LOCK:
             _epoch(
                 (*self.state["word"], *self.state["context"]),
                 batch_t.reshape(self.R, steps, b),
